@@ -1,0 +1,63 @@
+# Thin wrapper over CMake + CTest. See README.md.
+#   make            build build/clew and libclew (release with debug info)
+#   make run        install missing Debian packages, build, start `clew serve`
+#   make test       install deps, build with ASan+UBSan and -Werror, run every test
+#   make check-format / make format / make lint
+#   make fuzz       build libFuzzer targets with clang and run each for FUZZ_SECONDS
+#   make bench      build and run the ingest benchmark
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+SOURCES = $(shell git ls-files '*.c' '*.h' '*.h.in' 2>/dev/null)
+
+.PHONY: all deps run test unit check-format format lint fuzz bench clean install
+
+all:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j$(JOBS)
+
+deps:
+	@bash scripts/install-deps.sh
+
+run: deps all
+	./build/clew serve $(ARGS)
+
+test: deps check-format lint
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
+	      -DCLEW_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+unit:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
+	      -DCLEW_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ctest --output-on-failure -j$(JOBS) -L unit
+
+check-format:
+	@bad=$$(clang-format --dry-run $(SOURCES) 2>&1 | grep -c 'warning:' || true); \
+	if [ "$$bad" != "0" ]; then clang-format --dry-run $(SOURCES) 2>&1 | head -40; \
+	  echo "check-format: $$bad formatting differences; run 'make format'"; exit 1; fi; \
+	echo "check-format: clean"
+
+format:
+	clang-format -i $(SOURCES)
+
+lint:
+	@bash scripts/lint.sh
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCLEW_FUZZ=ON \
+	      -DCLEW_SANITIZE=address,undefined -DCLEW_BENCH=OFF >/dev/null
+	cmake --build build-fuzz -j$(JOBS)
+	bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: deps all
+	bash bench/run.sh
+
+install: all
+	cmake --install build
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,172 @@
+/*
+ * src/store/store.h - the backend-neutral storage interface.
+ *
+ * Two implementations plug in behind it: the memory store (store/memory/, lossy,
+ * bounded by --max-traces) and, in later issues, the durable embedded engine
+ * (store/embedded/) and ClickHouse (store/clickhouse/). The server, the query
+ * layer and the tail sampler only ever see this header.
+ *
+ * Thread-safety: every operation may be called from any thread concurrently; each
+ * implementation does its own locking.
+ *
+ * Ownership: append() borrows the batch for the duration of the call only: the
+ * store copies what it keeps before returning. Results (clew_trace_result,
+ * clew_search_result, clew_name_list) are owned by the caller and freed with their
+ * clew__*_free function.
+ */
+#ifndef CLEW_STORE_STORE_H
+#define CLEW_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clew/status.h"
+#include "clew/types.h"
+#include "common/arena.h"
+#include "model/model.h"
+
+typedef struct clew_store clew_store;
+
+/* Where a trace stands with respect to tail sampling. */
+typedef enum clew_trace_state {
+    CLEW_TRACE_PENDING = 0, /* waiting on a sampling decision */
+    CLEW_TRACE_KEPT = 1,
+    CLEW_TRACE_DROPPED = 2,
+} clew_trace_state;
+
+/* Trace-level metadata the store keeps beside the spans (never inside a span). */
+typedef struct clew_trace_meta {
+    clew_trace_state state;
+    clew_str kept_reason;  /* policy name that kept it; empty when not sampled by a policy */
+    double adjusted_count; /* how many traces this one stands for; 1 when unsampled */
+    clew_str tenant;       /* empty = default tenant */
+} clew_trace_meta;
+
+/* A whole trace: its spans (deduplicated on trace id + span id) and its metadata.
+ * Everything lives in `arena`. */
+typedef struct clew_trace_result {
+    clew_arena arena;
+    clew_trace_id trace_id;
+    clew_trace_meta meta;
+    const clew_span_data **spans; /* n_spans pointers, ordered by start time */
+    size_t n_spans;
+} clew_trace_result;
+
+void clew__trace_result_free(clew_trace_result *t);
+
+/* One search condition on an attribute: key = value, compared as text. The value
+ * matches string attributes exactly and other types by their text form
+ * ("true", "200", "1.5"). Span attributes and resource attributes both match. */
+typedef struct clew_tag_filter {
+    clew_str key;
+    clew_str value;
+} clew_tag_filter;
+
+#define CLEW_SEARCH_MAX_TAGS 16
+
+typedef struct clew_search_query {
+    clew_str service;   /* empty = any; matches any span's service.name */
+    clew_str operation; /* empty = any; a span of `service` (if set) with this name */
+    clew_tag_filter tags[CLEW_SEARCH_MAX_TAGS];
+    size_t n_tags;            /* all tags must match (on one span, or on its resource) */
+    uint64_t min_duration_ns; /* 0 = no bound; compared with the trace's duration */
+    uint64_t max_duration_ns; /* 0 = no bound */
+    uint64_t start_min_ns;    /* trace start >= this; 0 = no bound */
+    uint64_t start_max_ns;    /* trace start <= this; 0 = no bound */
+    bool errors_only;
+    size_t limit; /* most recent first; 0 = implementation default (20) */
+} clew_search_query;
+
+/* A summary of one matching trace. */
+typedef struct clew_trace_summary {
+    clew_trace_id trace_id;
+    uint64_t start_ns;
+    uint64_t duration_ns;
+    clew_str root_service; /* service of the root span (or of the earliest span) */
+    clew_str root_operation;
+    uint32_t span_count;
+    uint32_t error_count;
+    clew_trace_state state;
+} clew_trace_summary;
+
+typedef struct clew_search_result {
+    clew_arena arena;
+    clew_trace_summary *traces; /* newest first */
+    size_t n_traces;
+} clew_search_result;
+
+void clew__search_result_free(clew_search_result *r);
+
+/* A sorted list of names, e.g. services or operations. For operations, kinds[i] is
+ * the span kind of names[i] (one entry per distinct name + kind pair); NULL for services. */
+typedef struct clew_name_list {
+    clew_arena arena;
+    clew_str *names;
+    clew_span_kind *kinds;
+    size_t n;
+} clew_name_list;
+
+void clew__name_list_free(clew_name_list *l);
+
+/* Called once per append when the batch may be acknowledged (rc == CLEW_OK: durable
+ * as configured) or must be refused (CLEW_EFULL: back-pressure, answer 429/UNAVAILABLE;
+ * other codes: answer 500). May run on a store thread: it must not block. */
+typedef void (*clew_append_cb)(clew_status rc, void *ud);
+
+typedef struct clew_store_stats {
+    uint64_t spans;
+    uint64_t traces;
+    uint64_t bytes;           /* memory or disk held */
+    uint64_t evicted_traces;  /* memory store: acknowledged traces evicted by --max-traces */
+    uint64_t duplicate_spans; /* spans dropped as duplicates of one already stored */
+} clew_store_stats;
+
+typedef struct clew_store_ops {
+    const char *name;
+    void (*destroy)(clew_store *s);
+    /* Copies the batch's spans and calls cb exactly once, now or later (possibly on
+     * another thread). Returns CLEW_OK if cb will be (or was) called; an error return
+     * means cb is never called. */
+    clew_status (*append)(clew_store *s, const clew_batch *b, const clew_trace_meta *meta,
+                          clew_append_cb cb, void *ud);
+    /* CLEW_ENOTFOUND when the store has no span of the trace. */
+    clew_status (*get_trace)(clew_store *s, const clew_trace_id *id, clew_trace_result **out);
+    clew_status (*search)(clew_store *s, const clew_search_query *q, clew_search_result **out);
+    clew_status (*services)(clew_store *s, clew_name_list **out);
+    /* Operations of `service` (empty = all services), optionally of one kind
+     * (CLEW_KIND_UNSPECIFIED = any kind). */
+    clew_status (*operations)(clew_store *s, clew_str service, clew_span_kind kind,
+                              clew_name_list **out);
+    /* Sets the sampling state and metadata of a trace (used by the tail sampler). */
+    clew_status (*set_trace_meta)(clew_store *s, const clew_trace_id *id,
+                                  const clew_trace_meta *meta);
+    void (*stats)(clew_store *s, clew_store_stats *out);
+} clew_store_ops;
+
+/* Every implementation's struct starts with this. */
+struct clew_store {
+    const clew_store_ops *ops;
+};
+
+static inline void clew__store_destroy(clew_store *s)
+{
+    if (s != NULL) {
+        s->ops->destroy(s);
+    }
+}
+
+/* ---- the memory store ---- */
+
+typedef struct clew_memory_store_config {
+    size_t max_traces; /* oldest traces are evicted past this; default 100000 */
+    size_t max_bytes;  /* memory budget for span data; evicts oldest past it; 0 = no limit */
+} clew_memory_store_config;
+
+CLEW_NODISCARD clew_status clew__memory_store_create(const clew_memory_store_config *cfg,
+                                                     clew_store **out);
+
+/* Matches a value against a tag filter's text (see clew_tag_filter). */
+bool clew__value_matches_text(const clew_value *v, clew_str text);
+
+#endif /* CLEW_STORE_STORE_H */
