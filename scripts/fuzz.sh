@@ -18,7 +18,7 @@ for bin in "$build"/tests/fuzz_*; do
   cp -n "$root/tests/fuzz/corpus/$corpus_name"/* "$work"/ 2>/dev/null || true
   echo "fuzz: $name for ${secs}s"
   log="$build/fuzz-$name.log"
-  "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+  "$bin" -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -artifact_prefix="$build/fuzz-crashes/$name-" "$work" >"$log" 2>&1
   rc=$?
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
