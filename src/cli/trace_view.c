@@ -827,7 +827,7 @@ clew_status clew__tv_parse_v3_json(const char *json, size_t len, clew_trace_view
         }
     }
     if (skipped > 0) {
-        char num[32];
+        char num[64];
         snprintf(num, sizeof(num), "%zu malformed span%s not shown", skipped,
                  skipped == 1 ? "" : "s");
         rc = clew__tv_add_meta(tv, "warning", num);

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The ingest benchmark: starts `clew serve` (the release build) on ephemeral loopback ports with a
+# temporary data dir, sends the reference workload with bench/ingest_load over keep-alive
+# OTLP/HTTP protobuf connections, prints the figures and stops the server. When the server has a
+# --workers flag, it runs once per worker count as well.
+#
+# Builds nothing: `make bench` builds first. Settings (environment):
+#   BUILD_DIR    build directory holding clew and bench/ingest_load (default: build)
+#   SPANS        spans per run (default 2000000)
+#   CONNECTIONS  keep-alive connections (default 2)
+#   MAX_TRACES   the server's --max-traces (default 1000000: more than one run sends)
+#   MAX_MEMORY   the server's --max-memory (default 8GiB: the store must hold every span sent,
+#                or the run would measure eviction or 429s instead of ingest)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+clew="$build/clew"
+load="$build/bench/ingest_load"
+spans="${SPANS:-2000000}"
+connections="${CONNECTIONS:-2}"
+max_traces="${MAX_TRACES:-1000000}"
+max_memory="${MAX_MEMORY:-8GiB}"
+
+for f in "$clew" "$load"; do
+    if [ ! -x "$f" ]; then
+        echo "bench: $f not found; build first (make bench)" >&2
+        exit 1
+    fi
+done
+
+work=$(mktemp -d)
+server_pid=""
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+cleanup() {
+    stop_server
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_server EXTRA_ARGS...: starts clew serve and waits for /readyz
+start_server() {
+    rm -rf "$work/data"
+    otlp_port=$(free_port)
+    http_port=$(free_port)
+    "$clew" serve --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
+        --data-dir "$work/data" --max-traces "$max_traces" \
+        --max-memory "$max_memory" "$@" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        if curl -fsS -o /dev/null "http://127.0.0.1:$http_port/readyz" 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "bench: clew serve did not become ready; its log:" >&2
+    cat "$work/server.log" >&2
+    exit 1
+}
+
+run_once() {
+    local label="$1"
+    shift
+    echo "== clew serve $label: $spans spans, $connections connections, 512 spans/request =="
+    start_server "$@"
+    local rc=0
+    "$load" --url "http://127.0.0.1:$otlp_port/v1/traces" --spans "$spans" \
+        --connections "$connections" --server-pid "$server_pid" || rc=$?
+    stop_server
+    if [ $rc -ne 0 ]; then
+        echo "bench: not every request was acknowledged (exit $rc); server log tail:" >&2
+        tail -n 20 "$work/server.log" >&2
+        return 1
+    fi
+    echo
+}
+
+echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+    "$("$clew" --version 2>/dev/null | head -1 || true)"
+status=0
+run_once "(defaults)" || status=1
+if "$clew" serve --help 2>&1 | grep -q -- '--workers'; then
+    run_once "--workers 1" --workers 1 || status=1
+    run_once "--workers 2" --workers 2 || status=1
+else
+    echo "(clew serve has no --workers flag: one configuration only)"
+fi
+exit $status
