@@ -1,0 +1,517 @@
+/*
+ * src/server/receiver_otlp_http.c - POST /v1/traces (wire.md §4.1).
+ *
+ * Request lifecycle:
+ *   loop thread   route, method, Content-Type, Content-Encoding (cheap 4xx here),
+ *                 charge the body to the ingest budget (429 when it does not fit),
+ *                 move the body's evbuffer chains into the job (no copy), submit.
+ *   worker        linearize the body (the one copy, skipped when it is already one
+ *                 chunk), gunzip with a hard output cap, decode into the worker's
+ *                 reused arena, append to the store.
+ *   store         calls back once the batch may be acknowledged (any thread).
+ *   loop thread   encode the answer in the request's content type and reply, give
+ *                 the budget back.
+ * Nothing here allocates per span: the decoded batch lives in the worker's arena.
+ */
+#include "server/receiver_otlp_http.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "codec/otlp.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+
+#define MIB ((uint64_t)1024 * 1024)
+
+/*
+ * Decode arena limit: 16 bytes of decoded model per byte of (plain) body, plus
+ * 1 MiB. The smallest valid protobuf span is about 30 bytes on the wire (two ids
+ * and the framing) and becomes a ~200-byte clew_span_data: 6.7x; arrays that grow
+ * by doubling can waste up to 2x more, so 16x covers any valid request while a
+ * hostile one (a body of empty attributes) hits a hard stop instead of the heap.
+ * The limit is also charged to the ingest budget, so it can be smaller when the
+ * server is busy; see decode failure handling below.
+ */
+#define ARENA_FACTOR 16
+#define ARENA_BASE   MIB
+
+/* google.rpc.Code values used in Status bodies */
+enum {
+    RPC_INVALID_ARGUMENT = 3,
+    RPC_NOT_FOUND = 5,
+    RPC_RESOURCE_EXHAUSTED = 8,
+    RPC_UNIMPLEMENTED = 12,
+    RPC_INTERNAL = 13,
+    RPC_UNAVAILABLE = 14,
+};
+
+typedef struct otlp_job {
+    clew_http_job base; /* first: the HTTP layer hands us a clew_http_job * */
+    clew_otlp_http_receiver *rx;
+    struct evhttp_request *req;
+    struct evbuffer *body; /* owned; NULL once consumed */
+    const char *ctype;     /* answer in the request's content type */
+    bool json;
+    bool gzip;
+    uint64_t t0_ns;
+    uint64_t reserved; /* bytes charged to the ingest budget, released in done() */
+    uint64_t n_spans;  /* valid spans handed to the store */
+    uint64_t rejected; /* spans the decoder refused */
+    int http_code;     /* non-zero: the worker decided the answer (error) */
+    int32_t rpc_code;
+    clew_status append_rc;
+    char msg[320];
+} otlp_job;
+
+static const char CT_JSON[] = "application/json";
+static const char CT_PB[] = "application/x-protobuf";
+static const char CT_PB2[] = "application/protobuf";
+
+/* ---- replies ---- */
+
+static void finish(clew_otlp_http_receiver *rx, uint64_t t0_ns, int code)
+{
+    clew__metrics_request(rx->metrics, CLEW_RECV_OTLP_HTTP, code);
+    clew__metrics_duration(rx->metrics, clew__now_mono_ns() - t0_ns);
+}
+
+/* A google.rpc.Status answer, in JSON or protobuf. */
+static void reply_status(clew_otlp_http_receiver *rx, struct evhttp_request *req, uint64_t t0_ns,
+                         int http_code, bool json, const char *ctype, int32_t rpc_code,
+                         const char *msg)
+{
+    clew_buf b;
+    clew__buf_init(&b, 64 * 1024);
+    clew_str m = {msg, strlen(msg)};
+    clew_status rc = json ? clew__rpc_status_json_encode(rpc_code, m, &b)
+                          : clew__rpc_status_pb_encode(rpc_code, m, &b);
+    if (http_code == 429 || http_code == 503) {
+        clew__http_add_header(req, "Retry-After", "1");
+    }
+    if (rc == CLEW_OK) {
+        clew__http_reply_buf(req, http_code, ctype, &b);
+    } else {
+        clew__http_reply(req, http_code, "text/plain; charset=utf-8", msg, strlen(msg));
+    }
+    clew__buf_deinit(&b);
+    finish(rx, t0_ns, http_code);
+}
+
+/* ---- content negotiation ---- */
+
+/* The media type of a header value ("application/json; charset=utf-8" ->
+ * "application/json"), trimmed; compared case-insensitively. */
+static bool media_is(const char *v, const char *type)
+{
+    while (*v == ' ' || *v == '\t') {
+        v++;
+    }
+    size_t n = strlen(type);
+    if (strncasecmp(v, type, n) != 0) {
+        return false;
+    }
+    const char *p = v + n;
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    return *p == '\0' || *p == ';';
+}
+
+/* ---- gunzip with a hard output cap ---- */
+
+static clew_status gunzip(const uint8_t *in, size_t len, clew_buf *out, char *msg, size_t msg_size)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    /* 16 + MAX_WBITS: gzip framing only, as Content-Encoding: gzip promises */
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+        return CLEW_ENOMEM;
+    }
+    clew_status rc = CLEW_OK;
+    size_t in_left = len;
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    for (;;) {
+        if (zs.avail_in == 0 && in_left > 0) {
+            uInt take = in_left > UINT_MAX ? UINT_MAX : (uInt)in_left;
+            zs.avail_in = take;
+            in_left -= take;
+        }
+        if (out->cap <= out->len + 1 || out->len == out->max) {
+            size_t room = out->max - out->len;
+            if (room == 0) {
+                snprintf(msg, msg_size, "the gzip body expands past the request limit of %zu bytes",
+                         out->max);
+                rc = CLEW_ETOOBIG;
+                break;
+            }
+            size_t grow = out->len < 65536 ? 65536 : out->len; /* doubling */
+            rc = clew__buf_reserve(out, grow < room ? grow : room);
+            if (rc != CLEW_OK) {
+                break;
+            }
+        }
+        /* the buffer may have grown past max (it doubles): never write beyond max */
+        size_t space = out->cap - out->len - 1;
+        if (space > out->max - out->len) {
+            space = out->max - out->len;
+        }
+        zs.next_out = (Bytef *)out->data + out->len;
+        zs.avail_out = space > UINT_MAX ? UINT_MAX : (uInt)space;
+        uInt before = zs.avail_out;
+        int z = inflate(&zs, Z_NO_FLUSH);
+        out->len += before - zs.avail_out;
+        if (z == Z_STREAM_END) {
+            if (zs.avail_in == 0 && in_left == 0) {
+                break;
+            }
+            /* another gzip member follows (concatenated files are valid gzip) */
+            if (inflateReset(&zs) != Z_OK) {
+                rc = CLEW_ENOMEM;
+                break;
+            }
+            continue;
+        }
+        if (z == Z_BUF_ERROR && zs.avail_in == 0 && in_left == 0) {
+            snprintf(msg, msg_size, "the gzip body is truncated (after %zu bytes)", len);
+            rc = CLEW_EPARSE;
+            break;
+        }
+        if (z == Z_MEM_ERROR) {
+            rc = CLEW_ENOMEM;
+            break;
+        }
+        if (z != Z_OK && z != Z_BUF_ERROR) {
+            snprintf(msg, msg_size, "the body is not valid gzip: %s at byte %zu",
+                     zs.msg ? zs.msg : "corrupt data", len - in_left - zs.avail_in);
+            rc = CLEW_EPARSE;
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    if (out->data != NULL) {
+        out->data[out->len] = '\0';
+    }
+    return rc;
+}
+
+/* ---- the job ---- */
+
+static void job_free(otlp_job *j)
+{
+    if (j->body != NULL) {
+        evbuffer_free(j->body);
+    }
+    clew__free(j);
+}
+
+static void job_fail(otlp_job *j, int http_code, int32_t rpc_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void job_fail(otlp_job *j, int http_code, int32_t rpc_code, const char *fmt, ...)
+{
+    j->http_code = http_code;
+    j->rpc_code = rpc_code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->msg, sizeof(j->msg), fmt, ap);
+    va_end(ap);
+    clew__http_complete(j->rx->srv, &j->base);
+}
+
+static void on_appended(clew_status rc, void *ud)
+{
+    otlp_job *j = ud;
+    j->append_rc = rc;
+    clew__http_complete(j->rx->srv, &j->base);
+}
+
+static void otlp_work(clew_http_job *base, clew_http_worker *w)
+{
+    otlp_job *j = (otlp_job *)base;
+    clew_otlp_http_receiver *rx = j->rx;
+    clew_server_metrics *m = rx->metrics;
+
+    size_t len = evbuffer_get_length(j->body);
+    const uint8_t *data = (const uint8_t *)"";
+    if (len > 0) {
+        /* the body's only copy, and none when libevent read it into one chunk */
+        data = evbuffer_pullup(j->body, -1);
+        if (data == NULL) {
+            job_fail(j, 500, RPC_INTERNAL, "out of memory reading the body");
+            return;
+        }
+    }
+    if (j->gzip) {
+        char zmsg[200] = "";
+        w->scratch.max = rx->max_body;
+        clew_status rc = gunzip(data, len, &w->scratch, zmsg, sizeof(zmsg));
+        if (rc == CLEW_ETOOBIG) {
+            job_fail(j, 413, RPC_INVALID_ARGUMENT, "%s", zmsg);
+            return;
+        }
+        if (rc == CLEW_EPARSE) {
+            job_fail(j, 400, RPC_INVALID_ARGUMENT, "%s", zmsg);
+            return;
+        }
+        if (rc != CLEW_OK) {
+            job_fail(j, 500, RPC_INTERNAL, "out of memory decompressing the body");
+            return;
+        }
+        if (!clew__metrics_inflight_reserve(m, w->scratch.len)) {
+            job_fail(j, 429, RPC_RESOURCE_EXHAUSTED,
+                     "the server is busy (ingest memory budget exhausted); retry later");
+            return;
+        }
+        j->reserved += w->scratch.len;
+        /* the compressed bytes are not needed any more: give them back early */
+        evbuffer_free(j->body);
+        j->body = NULL;
+        data = (const uint8_t *)w->scratch.data;
+        len = w->scratch.len;
+        if (data == NULL) {
+            data = (const uint8_t *)"";
+        }
+    }
+
+    uint64_t want = (uint64_t)len * ARENA_FACTOR + ARENA_BASE;
+    uint64_t got = 0;
+    if (!clew__metrics_inflight_reserve_upto(m, want, ARENA_BASE, &got)) {
+        job_fail(j, 429, RPC_RESOURCE_EXHAUSTED,
+                 "the server is busy (ingest memory budget exhausted); retry later");
+        return;
+    }
+    j->reserved += got;
+    w->arena.limit = w->arena.held + (size_t)got;
+
+    clew_batch batch;
+    clew_error err;
+    memset(&batch, 0, sizeof(batch));
+    memset(&err, 0, sizeof(err));
+    clew_status rc = j->json
+                         ? clew__otlp_json_decode((const char *)data, len, &w->arena, &batch, &err)
+                         : clew__otlp_pb_decode(data, len, &w->arena, &batch, &err);
+    if (rc == CLEW_EPARSE) {
+        /* the decoder's message already says where */
+        job_fail(j, 400, RPC_INVALID_ARGUMENT, "malformed %s request: %s",
+                 j->json ? "OTLP/JSON" : "OTLP protobuf", err.msg[0] ? err.msg : "bad input");
+        return;
+    }
+    if (rc == CLEW_ETOOBIG) {
+        if (got < want && got < m->budgets.ingest / 2) {
+            /* the budget, not the request, was the limit: another time it fits */
+            job_fail(j, 429, RPC_RESOURCE_EXHAUSTED,
+                     "the server is busy (ingest memory budget exhausted); retry later");
+        } else {
+            job_fail(j, 413, RPC_INVALID_ARGUMENT,
+                     "the decoded request needs more than %llu bytes of memory",
+                     (unsigned long long)got);
+        }
+        return;
+    }
+    if (rc != CLEW_OK) {
+        job_fail(j, 500, RPC_INTERNAL, "decoding failed: %s", clew_strerror(rc));
+        return;
+    }
+
+    clew_metric_format fmt = j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF;
+    atomic_fetch_add_explicit(&m->spans_received[CLEW_RECV_OTLP_HTTP][fmt],
+                              batch.n_spans + batch.rejected, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_INVALID_ID], batch.rejected,
+                              memory_order_relaxed);
+    j->rejected = batch.rejected;
+    j->n_spans = batch.n_spans;
+    if (batch.rejected > 0) {
+        if (batch.reject_reason.len > 0) {
+            snprintf(j->msg, sizeof(j->msg), "%.*s", (int)batch.reject_reason.len,
+                     batch.reject_reason.ptr);
+        } else {
+            snprintf(j->msg, sizeof(j->msg), "%llu spans had invalid ids",
+                     (unsigned long long)batch.rejected);
+        }
+    }
+    if (batch.n_spans == 0) {
+        j->append_rc = CLEW_OK;
+        clew__http_complete(rx->srv, &j->base);
+        return;
+    }
+    /* no tail sampler yet: every trace is kept as it comes */
+    clew_trace_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.state = CLEW_TRACE_KEPT;
+    meta.adjusted_count = 1.0;
+    /* the job may be answered and freed as soon as append calls back, so keep the
+     * body (which the zero-copy protobuf batch points into) out of it first */
+    struct evbuffer *body = j->body;
+    j->body = NULL;
+    rc = rx->store->ops->append(rx->store, &batch, &meta, on_appended, j);
+    if (rc != CLEW_OK) {
+        /* the callback will never run: answer here */
+        j->append_rc = rc;
+        clew__http_complete(rx->srv, &j->base);
+    }
+    if (body != NULL) {
+        evbuffer_free(body);
+    }
+}
+
+static void otlp_done(clew_http_job *base)
+{
+    otlp_job *j = (otlp_job *)base;
+    clew_otlp_http_receiver *rx = j->rx;
+    clew_server_metrics *m = rx->metrics;
+    if (j->base.cancelled) {
+        reply_status(rx, j->req, j->t0_ns, 503, j->json, j->ctype, RPC_UNAVAILABLE,
+                     "the server is shutting down; retry later");
+    } else if (j->http_code != 0) {
+        reply_status(rx, j->req, j->t0_ns, j->http_code, j->json, j->ctype, j->rpc_code, j->msg);
+    } else if (j->append_rc == CLEW_OK) {
+        atomic_fetch_add_explicit(&m->spans_accepted[CLEW_RECV_OTLP_HTTP], j->n_spans,
+                                  memory_order_relaxed);
+        clew_buf b;
+        clew__buf_init(&b, 64 * 1024);
+        clew_str msg = {j->msg, j->rejected > 0 ? strlen(j->msg) : 0};
+        clew_status rc = j->json ? clew__otlp_json_encode_response(j->rejected, msg, &b)
+                                 : clew__otlp_pb_encode_response(j->rejected, msg, &b);
+        if (rc == CLEW_OK) {
+            clew__http_reply_buf(j->req, 200, j->ctype, &b);
+            finish(rx, j->t0_ns, 200);
+        } else {
+            reply_status(rx, j->req, j->t0_ns, 500, j->json, j->ctype, RPC_INTERNAL,
+                         "cannot encode the response");
+        }
+        clew__buf_deinit(&b);
+    } else if (j->append_rc == CLEW_EFULL) {
+        atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_BACKPRESSURE], j->n_spans,
+                                  memory_order_relaxed);
+        reply_status(rx, j->req, j->t0_ns, 429, j->json, j->ctype, RPC_RESOURCE_EXHAUSTED,
+                     "the store is full; retry later");
+    } else {
+        atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_STORE_ERROR], j->n_spans,
+                                  memory_order_relaxed);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the store failed: %s", clew_strerror(j->append_rc));
+        reply_status(rx, j->req, j->t0_ns, 500, j->json, j->ctype, RPC_INTERNAL, msg);
+    }
+    clew__metrics_inflight_release(m, j->reserved);
+    atomic_fetch_sub_explicit(&m->inflight_requests, 1, memory_order_relaxed);
+    job_free(j);
+}
+
+/* ---- the handler (loop thread) ---- */
+
+void clew__otlp_http_handle(struct evhttp_request *req, void *ud)
+{
+    clew_otlp_http_receiver *rx = ud;
+    uint64_t t0 = clew__now_mono_ns();
+    clew_str path, query;
+    clew__http_split_uri(req, &path, &query);
+    if (!(path.len == 10 && memcmp(path.ptr, "/v1/traces", 10) == 0)) {
+        reply_status(rx, req, t0, 404, true, CT_JSON, RPC_NOT_FOUND,
+                     "unknown path; OTLP/HTTP traces go to POST /v1/traces");
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *ct = evhttp_find_header(h, "Content-Type");
+    bool json;
+    const char *ctype;
+    if (ct != NULL && media_is(ct, CT_JSON)) {
+        json = true;
+        ctype = CT_JSON;
+    } else if (ct != NULL && media_is(ct, CT_PB)) {
+        json = false;
+        ctype = CT_PB;
+    } else if (ct != NULL && media_is(ct, CT_PB2)) {
+        json = false;
+        ctype = CT_PB2;
+    } else {
+        json = true;
+        ctype = CT_JSON;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        clew__http_add_header(req, "Allow", "POST");
+        reply_status(rx, req, t0, 405, json, ctype, RPC_UNIMPLEMENTED,
+                     "/v1/traces only takes POST");
+        return;
+    }
+    if (ct == NULL || (json && !media_is(ct, CT_JSON))) {
+        char msg[200];
+        char shown[64];
+        snprintf(shown, sizeof(shown), "%s", ct ? ct : "");
+        for (char *p = shown; *p; p++) {
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                *p = '?';
+            }
+        }
+        snprintf(msg, sizeof(msg),
+                 ct ? "Content-Type '%s' is not supported; send application/x-protobuf or "
+                      "application/json"
+                    : "Content-Type is missing%s; send application/x-protobuf or "
+                      "application/json",
+                 shown);
+        reply_status(rx, req, t0, 415, true, CT_JSON, RPC_INVALID_ARGUMENT, msg);
+        return;
+    }
+    const char *ce = evhttp_find_header(h, "Content-Encoding");
+    bool gzip = false;
+    if (ce != NULL && media_is(ce, "gzip")) {
+        gzip = true;
+    } else if (ce != NULL && !media_is(ce, "identity") && ce[0] != '\0') {
+        reply_status(rx, req, t0, 415, json, ctype, RPC_INVALID_ARGUMENT,
+                     "Content-Encoding is not supported; send gzip or identity");
+        return;
+    }
+    if (clew__http_stopping(rx->srv)) {
+        reply_status(rx, req, t0, 503, json, ctype, RPC_UNAVAILABLE,
+                     "the server is shutting down; retry later");
+        return;
+    }
+    struct evbuffer *input = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(input);
+    if (!clew__metrics_inflight_reserve(rx->metrics, len)) {
+        reply_status(rx, req, t0, 429, json, ctype, RPC_RESOURCE_EXHAUSTED,
+                     "the server is busy (ingest memory budget exhausted); retry later");
+        return;
+    }
+    otlp_job *j = clew__calloc(1, sizeof(*j));
+    struct evbuffer *body = j != NULL ? evbuffer_new() : NULL;
+    if (body == NULL || evbuffer_add_buffer(body, input) != 0) {
+        if (body != NULL) {
+            evbuffer_free(body);
+        }
+        clew__free(j);
+        clew__metrics_inflight_release(rx->metrics, len);
+        reply_status(rx, req, t0, 500, json, ctype, RPC_INTERNAL, "out of memory");
+        return;
+    }
+    j->base.work = otlp_work;
+    j->base.done = otlp_done;
+    j->rx = rx;
+    j->req = req;
+    j->body = body;
+    j->ctype = ctype;
+    j->json = json;
+    j->gzip = gzip;
+    j->t0_ns = t0;
+    j->reserved = len;
+    clew_status rc = clew__http_submit(rx->srv, &j->base);
+    if (rc != CLEW_OK) {
+        clew__metrics_inflight_release(rx->metrics, len);
+        job_free(j);
+        if (rc == CLEW_EFULL) {
+            reply_status(rx, req, t0, 429, json, ctype, RPC_RESOURCE_EXHAUSTED,
+                         "too many requests waiting for a worker; retry later");
+        } else {
+            reply_status(rx, req, t0, 503, json, ctype, RPC_UNAVAILABLE,
+                         "the server is shutting down; retry later");
+        }
+        return;
+    }
+    atomic_fetch_add_explicit(&rx->metrics->inflight_requests, 1, memory_order_relaxed);
+}
