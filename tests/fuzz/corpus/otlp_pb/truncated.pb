@@ -1,0 +1,9 @@
+
+½
+
+
+service.name
+
+frontendñ
+
+io.clew.http1.0
