@@ -10,5 +10,7 @@
 #include "clew/status.h"
 #include "clew/types.h"
 #include "clew/version.h"
+#include "clew/context.h"
+#include "clew/propagation.h"
 
 #endif /* CLEW_CLEW_H */

@@ -1,0 +1,58 @@
+/*
+ * src/sdk/propagation_internal.h - helpers shared by the propagation files of
+ * libclew (tracecontext.c, tracestate.c, baggage.c, b3.c, jaeger_propagation.c,
+ * propagation.c). Not installed; no ABI promise.
+ *
+ * Ownership: every clew_str argument is borrowed for the duration of the call.
+ * Thread-safety: all functions are reentrant and touch only their arguments.
+ */
+#ifndef CLEW_SDK_PROPAGATION_INTERNAL_H
+#define CLEW_SDK_PROPAGATION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clew/context.h"
+#include "clew/propagation.h"
+
+/* Value + 1 of a lowercase hex digit, 0 for anything else (uppercase included). */
+extern const uint8_t clew__lchex[256];
+
+/* True for the HTTP optional whitespace characters (SP, HTAB). */
+static inline bool clew__is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Removes leading and trailing OWS from a view. */
+clew_str clew__trim_ows(clew_str s);
+
+/*
+ * Parses a tracestate made of several header values, as if they were joined
+ * with "," (RFC 9110 §5.3). Same rules and results as clew_tracestate_parse.
+ */
+clew_status clew__tracestate_parse_parts(const clew_str *parts, size_t n, clew_tracestate *out);
+
+/* Parses a baggage header made of several values, appending members to `b`. */
+clew_status clew__baggage_parse_parts(clew_baggage *b, const clew_str *parts, size_t n);
+
+/* How many values of one header a propagator looks at; more than this are ignored. */
+#define CLEW__MAX_HEADER_VALUES 16
+
+/* One propagator: a table of functions the composite calls in order. */
+typedef struct clew__propagator_ops {
+    const char *name;
+    clew_status (*inject)(const clew_span_context *sc, const clew_baggage *bag,
+                          const clew_carrier *c);
+    /* Returns CLEW_OK (span context written), CLEW_ENOTFOUND, CLEW_EPARSE or CLEW_ENOMEM. */
+    clew_status (*extract)(const clew_carrier *c, clew_span_context *out, clew_baggage *bag);
+} clew__propagator_ops;
+
+extern const clew__propagator_ops clew__tracecontext_ops;
+extern const clew__propagator_ops clew__baggage_ops;
+extern const clew__propagator_ops clew__b3_single_ops;
+extern const clew__propagator_ops clew__b3_multi_ops;
+extern const clew__propagator_ops clew__jaeger_ops;
+
+#endif /* CLEW_SDK_PROPAGATION_INTERNAL_H */
