@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(
   cmake make gcc clang clang-format pkg-config git
   libevent-dev libjansson-dev libyaml-dev libcurl4-openssl-dev zlib1g-dev
-  libcmocka-dev libclang-rt-14-dev protobuf-compiler curl python3 nodejs npm
+  libnghttp2-dev libcmocka-dev libclang-rt-14-dev protobuf-compiler curl nghttp2-client
+  python3 python3-py-zipkin nodejs npm
 )
 
 missing=()
