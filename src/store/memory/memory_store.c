@@ -1,0 +1,1117 @@
+/*
+ * src/store/memory/memory_store.c - the memory store: every trace in RAM, bounded
+ * by a trace count and a byte budget, oldest trace evicted first.
+ *
+ * Layout:
+ *   - traces: a chained hash table trace id -> trace_entry, plus a doubly linked
+ *     list in creation order (oldest .. newest) that drives eviction and the
+ *     newest-first order of search results.
+ *   - each trace_entry owns an arena with its cloned spans, an array of span
+ *     pointers, and an open-addressing set of span ids for deduplication.
+ *   - resources and scopes are interned per store (same content -> one copy) and
+ *     refcounted by the traces that use them: a trace holds one reference per
+ *     distinct interned object, so when the last trace using a resource is evicted
+ *     its copy is freed. Refcounting (rather than store-lifetime interning with a
+ *     cap) keeps memory proportional to what is stored, which matters when
+ *     resources carry per-process attributes (pid, host) that change on every
+ *     restart of a service.
+ *   - the service and operation index (service -> (operation, kind)) only grows,
+ *     like Jaeger's; it is capped (MAX_INDEX_ENTRIES) so that a client sending
+ *     unbounded distinct names cannot exhaust memory. Names past the cap are not
+ *     listed but their spans are still stored and searchable.
+ *
+ * Metadata: append's meta (or KEPT with adjusted_count 1 when NULL) is set when a
+ * trace is created; later appends leave it alone and set_trace_meta changes it.
+ *
+ * Byte budget: max_bytes counts span data (each trace's arena, arrays and dedup set)
+ * and the interned resources and scopes; the bounded name index is not counted.
+ *
+ * Locking: one rwlock. append and set_trace_meta take it for writing; get_trace,
+ * search, services, operations and stats for reading. Everything handed out is
+ * copied into a result arena before the lock is released.
+ */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/hash.h"
+
+#define DEFAULT_MAX_TRACES 100000u
+#define DEFAULT_LIMIT      20u
+#define TRACE_CHUNK        1024u  /* arena chunk of a trace: most traces are small */
+#define RESULT_CHUNK       16384u /* arena chunk of a result handed to a caller */
+#define MAX_INDEX_ENTRIES  100000u
+
+/* ---- a chained hash table of intrusive nodes ---- */
+
+typedef struct hnode {
+    struct hnode *next;
+    uint64_t hash;
+} hnode;
+
+typedef struct htable {
+    hnode **b;
+    size_t nb; /* power of two, or 0 before the first insert */
+    size_t n;
+} htable;
+
+static clew_status ht_reserve(htable *t)
+{
+    if (t->n < t->nb) {
+        return CLEW_OK;
+    }
+    size_t nb = t->nb ? t->nb * 2 : 64;
+    hnode **b = clew__calloc(nb, sizeof(*b));
+    if (b == NULL) {
+        return CLEW_ENOMEM;
+    }
+    for (size_t i = 0; i < t->nb; i++) {
+        hnode *n = t->b[i];
+        while (n != NULL) {
+            hnode *next = n->next;
+            n->next = b[n->hash & (nb - 1)];
+            b[n->hash & (nb - 1)] = n;
+            n = next;
+        }
+    }
+    clew__free(t->b);
+    t->b = b;
+    t->nb = nb;
+    return CLEW_OK;
+}
+
+/* The caller called ht_reserve first, so this cannot fail. */
+static void ht_insert(htable *t, hnode *n)
+{
+    hnode **slot = &t->b[n->hash & (t->nb - 1)];
+    n->next = *slot;
+    *slot = n;
+    t->n++;
+}
+
+static void ht_remove(htable *t, hnode *n)
+{
+    hnode **p = &t->b[n->hash & (t->nb - 1)];
+    while (*p != NULL && *p != n) {
+        p = &(*p)->next;
+    }
+    if (*p == n) {
+        *p = n->next;
+        t->n--;
+    }
+}
+
+static hnode *ht_first(const htable *t, uint64_t hash)
+{
+    return t->nb ? t->b[hash & (t->nb - 1)] : NULL;
+}
+
+/* ---- entries ---- */
+
+typedef struct interned {
+    hnode node;
+    size_t refs;  /* traces that reference it */
+    size_t bytes; /* accounted against max_bytes */
+    clew_arena arena;
+    union {
+        clew_resource r;
+        clew_scope s;
+    } u;
+} interned;
+
+typedef struct svc_entry {
+    hnode node;
+    size_t len;
+    char name[];
+} svc_entry;
+
+typedef struct op_entry {
+    hnode node;
+    const svc_entry *svc;
+    clew_span_kind kind;
+    size_t len;
+    char name[];
+} op_entry;
+
+typedef struct trace_entry {
+    hnode node;
+    struct trace_entry *older, *newer;
+    clew_trace_id id;
+    clew_arena arena;
+    clew_span_data **spans;
+    uint32_t n_spans, cap_spans;
+    uint32_t *slots; /* span index + 1, 0 = empty; open addressing on the span id */
+    uint32_t n_slots;
+    interned **res; /* distinct interned resources, one reference each */
+    uint32_t n_res, cap_res;
+    interned **scopes;
+    uint32_t n_scopes, cap_scopes;
+    /* summary kept current on append so search need not visit spans */
+    uint64_t start_ns, end_ns;
+    uint32_t root; /* index of the root span (zero parent, earliest), else the earliest */
+    uint32_t errors;
+    /* metadata; strings owned (clew__malloc) */
+    clew_trace_state state;
+    double adjusted_count;
+    char *kept_reason;
+    size_t kept_reason_len;
+    char *tenant;
+    size_t tenant_len;
+    size_t bytes; /* what this entry added to store->bytes */
+} trace_entry;
+
+typedef struct memory_store {
+    clew_store base;
+    pthread_rwlock_t lock;
+    size_t max_traces;
+    size_t max_bytes;
+    htable traces;
+    trace_entry *oldest, *newest;
+    htable resources, scopes;
+    htable services, ops;
+    uint64_t spans, bytes, evicted, duplicates;
+} memory_store;
+
+static bool str_eq(clew_str a, const char *p, size_t len)
+{
+    return a.len == len && (len == 0 || memcmp(a.ptr, p, len) == 0);
+}
+
+static bool str_eq2(clew_str a, clew_str b)
+{
+    return str_eq(a, b.ptr, b.len);
+}
+
+static uint64_t trace_hash(const clew_trace_id *id)
+{
+    return clew__hash_finish(clew__hash_bytes(CLEW_HASH_SEED, id->bytes, sizeof(id->bytes)));
+}
+
+static uint64_t span_id_hash(const clew_span_id *id)
+{
+    return clew__hash_finish(clew__hash_bytes(CLEW_HASH_SEED, id->bytes, sizeof(id->bytes)));
+}
+
+/* ---- interning ---- */
+
+static void interned_release(memory_store *ms, htable *t, interned *o)
+{
+    if (--o->refs > 0) {
+        return;
+    }
+    ht_remove(t, &o->node);
+    ms->bytes -= o->bytes;
+    clew__arena_deinit(&o->arena);
+    clew__free(o);
+}
+
+/* Finds or creates the interned copy of a resource (scope == NULL) or scope. A new
+ * copy starts with refs == 0: the caller takes a reference at once. */
+static clew_status intern(memory_store *ms, const clew_resource *r, const clew_scope *s,
+                          interned **out)
+{
+    htable *t = s ? &ms->scopes : &ms->resources;
+    uint64_t h = s ? clew__scope_hash(s) : clew__resource_hash(r);
+    for (hnode *n = ht_first(t, h); n != NULL; n = n->next) {
+        interned *o = (interned *)n;
+        if (n->hash == h &&
+            (s ? clew__scope_equal(&o->u.s, s) : clew__resource_equal(&o->u.r, r))) {
+            *out = o;
+            return CLEW_OK;
+        }
+    }
+    if (ht_reserve(t) != CLEW_OK) {
+        return CLEW_ENOMEM;
+    }
+    interned *o = clew__calloc(1, sizeof(*o));
+    if (o == NULL) {
+        return CLEW_ENOMEM;
+    }
+    clew__arena_init(&o->arena, 512, 0);
+    clew_status rc =
+        s ? clew__scope_clone(&o->u.s, s, &o->arena) : clew__resource_clone(&o->u.r, r, &o->arena);
+    if (rc != CLEW_OK) {
+        clew__arena_deinit(&o->arena);
+        clew__free(o);
+        return rc;
+    }
+    o->node.hash = h;
+    o->bytes = sizeof(*o) + o->arena.held;
+    ms->bytes += o->bytes;
+    ht_insert(t, &o->node);
+    *out = o;
+    return CLEW_OK;
+}
+
+/* Gives trace `e` a reference to `o` unless it has one already. */
+static clew_status entry_ref(interned ***list, uint32_t *n, uint32_t *cap, interned *o)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        if ((*list)[i] == o) {
+            return CLEW_OK;
+        }
+    }
+    if (*n == *cap) {
+        uint32_t nc = *cap ? *cap * 2 : 2;
+        interned **l = clew__realloc(*list, nc * sizeof(*l));
+        if (l == NULL) {
+            return CLEW_ENOMEM;
+        }
+        *list = l;
+        *cap = nc;
+    }
+    (*list)[(*n)++] = o;
+    o->refs++;
+    return CLEW_OK;
+}
+
+/* ---- service / operation index ---- */
+
+static uint64_t name_hash(const svc_entry *svc, clew_str name, clew_span_kind kind)
+{
+    uint64_t h = clew__hash_u64(CLEW_HASH_SEED, (uint64_t)(uintptr_t)svc);
+    h = clew__hash_u64(h, (uint64_t)kind);
+    h = clew__hash_bytes(h, name.ptr, name.len);
+    return clew__hash_finish(h);
+}
+
+/* Returns the service's index entry, creating it; NULL when the index is full or
+ * memory ran out (the span is stored anyway, only the listing misses it). */
+static svc_entry *index_service(memory_store *ms, clew_str name)
+{
+    uint64_t h = name_hash(NULL, name, CLEW_KIND_UNSPECIFIED);
+    for (hnode *n = ht_first(&ms->services, h); n != NULL; n = n->next) {
+        svc_entry *e = (svc_entry *)n;
+        if (n->hash == h && e->len == name.len && memcmp(e->name, name.ptr, name.len) == 0) {
+            return e;
+        }
+    }
+    if (ms->services.n >= MAX_INDEX_ENTRIES || ht_reserve(&ms->services) != CLEW_OK) {
+        return NULL;
+    }
+    svc_entry *e = clew__malloc(sizeof(*e) + name.len + 1);
+    if (e == NULL) {
+        return NULL;
+    }
+    e->node.hash = h;
+    e->len = name.len;
+    if (name.len) {
+        memcpy(e->name, name.ptr, name.len);
+    }
+    e->name[name.len] = '\0';
+    ht_insert(&ms->services, &e->node);
+    return e;
+}
+
+static void index_operation(memory_store *ms, const svc_entry *svc, clew_str name,
+                            clew_span_kind kind)
+{
+    if (svc == NULL) {
+        return;
+    }
+    uint64_t h = name_hash(svc, name, kind);
+    for (hnode *n = ht_first(&ms->ops, h); n != NULL; n = n->next) {
+        op_entry *e = (op_entry *)n;
+        if (n->hash == h && e->svc == svc && e->kind == kind && e->len == name.len &&
+            memcmp(e->name, name.ptr, name.len) == 0) {
+            return;
+        }
+    }
+    if (ms->ops.n >= MAX_INDEX_ENTRIES || ht_reserve(&ms->ops) != CLEW_OK) {
+        return;
+    }
+    op_entry *e = clew__malloc(sizeof(*e) + name.len + 1);
+    if (e == NULL) {
+        return;
+    }
+    e->node.hash = h;
+    e->svc = svc;
+    e->kind = kind;
+    e->len = name.len;
+    if (name.len) {
+        memcpy(e->name, name.ptr, name.len);
+    }
+    e->name[name.len] = '\0';
+    ht_insert(&ms->ops, &e->node);
+}
+
+/* ---- trace entries ---- */
+
+static size_t entry_bytes(const trace_entry *e)
+{
+    return sizeof(*e) + e->arena.held + (size_t)e->cap_spans * sizeof(*e->spans) +
+           (size_t)e->n_slots * sizeof(*e->slots) + (size_t)e->cap_res * sizeof(*e->res) +
+           (size_t)e->cap_scopes * sizeof(*e->scopes) + e->kept_reason_len + e->tenant_len;
+}
+
+static void entry_account(memory_store *ms, trace_entry *e)
+{
+    ms->bytes -= e->bytes;
+    e->bytes = entry_bytes(e);
+    ms->bytes += e->bytes;
+}
+
+static void entry_free(memory_store *ms, trace_entry *e)
+{
+    for (uint32_t i = 0; i < e->n_res; i++) {
+        interned_release(ms, &ms->resources, e->res[i]);
+    }
+    for (uint32_t i = 0; i < e->n_scopes; i++) {
+        interned_release(ms, &ms->scopes, e->scopes[i]);
+    }
+    ms->bytes -= e->bytes;
+    ms->spans -= e->n_spans;
+    clew__free(e->res);
+    clew__free(e->scopes);
+    clew__free(e->spans);
+    clew__free(e->slots);
+    clew__free(e->kept_reason);
+    clew__free(e->tenant);
+    clew__arena_deinit(&e->arena);
+    clew__free(e);
+}
+
+/* Unlinks and frees a trace (eviction or destroy). */
+static void entry_remove(memory_store *ms, trace_entry *e)
+{
+    ht_remove(&ms->traces, &e->node);
+    if (e->older) {
+        e->older->newer = e->newer;
+    } else {
+        ms->oldest = e->newer;
+    }
+    if (e->newer) {
+        e->newer->older = e->older;
+    } else {
+        ms->newest = e->older;
+    }
+    entry_free(ms, e);
+}
+
+static clew_status dup_owned(char **dst, size_t *dst_len, clew_str src)
+{
+    char *p = NULL;
+    if (src.len > 0) {
+        p = clew__strndup(src.ptr, src.len);
+        if (p == NULL) {
+            return CLEW_ENOMEM;
+        }
+    }
+    clew__free(*dst);
+    *dst = p;
+    *dst_len = src.len;
+    return CLEW_OK;
+}
+
+static clew_status entry_set_meta(trace_entry *e, const clew_trace_meta *m)
+{
+    e->state = m->state;
+    e->adjusted_count = m->adjusted_count;
+    clew_str kr = {e->kept_reason, e->kept_reason_len}, tn = {e->tenant, e->tenant_len};
+    clew_status rc = CLEW_OK;
+    if (!str_eq2(kr, m->kept_reason)) {
+        rc = dup_owned(&e->kept_reason, &e->kept_reason_len, m->kept_reason);
+    }
+    if (rc == CLEW_OK && !str_eq2(tn, m->tenant)) {
+        rc = dup_owned(&e->tenant, &e->tenant_len, m->tenant);
+    }
+    return rc;
+}
+
+static trace_entry *entry_find(memory_store *ms, const clew_trace_id *id)
+{
+    uint64_t h = trace_hash(id);
+    for (hnode *n = ht_first(&ms->traces, h); n != NULL; n = n->next) {
+        trace_entry *e = (trace_entry *)n;
+        if (n->hash == h && memcmp(e->id.bytes, id->bytes, sizeof(id->bytes)) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static clew_status entry_create(memory_store *ms, const clew_trace_id *id, trace_entry **out)
+{
+    if (ht_reserve(&ms->traces) != CLEW_OK) {
+        return CLEW_ENOMEM;
+    }
+    trace_entry *e = clew__calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return CLEW_ENOMEM;
+    }
+    e->node.hash = trace_hash(id);
+    e->id = *id;
+    clew__arena_init(&e->arena, TRACE_CHUNK, 0);
+    e->state = CLEW_TRACE_KEPT;
+    e->adjusted_count = 1;
+    ht_insert(&ms->traces, &e->node);
+    e->older = ms->newest;
+    if (ms->newest) {
+        ms->newest->newer = e;
+    } else {
+        ms->oldest = e;
+    }
+    ms->newest = e;
+    entry_account(ms, e);
+    *out = e;
+    return CLEW_OK;
+}
+
+/* Index of the span with this id, or -1. */
+static long entry_lookup_span(const trace_entry *e, const clew_span_id *id)
+{
+    if (e->n_slots == 0) {
+        return -1;
+    }
+    uint32_t mask = e->n_slots - 1;
+    for (uint32_t i = (uint32_t)span_id_hash(id) & mask;; i = (i + 1) & mask) {
+        uint32_t v = e->slots[i];
+        if (v == 0) {
+            return -1;
+        }
+        if (memcmp(e->spans[v - 1]->span_id.bytes, id->bytes, sizeof(id->bytes)) == 0) {
+            return (long)(v - 1);
+        }
+    }
+}
+
+static void slots_put(uint32_t *slots, uint32_t n_slots, const clew_span_id *id, uint32_t v)
+{
+    uint32_t mask = n_slots - 1;
+    uint32_t i = (uint32_t)span_id_hash(id) & mask;
+    while (slots[i] != 0) {
+        i = (i + 1) & mask;
+    }
+    slots[i] = v;
+}
+
+/* Makes room for one more span (array and dedup set, load factor <= 1/2). */
+static clew_status entry_grow(trace_entry *e)
+{
+    if (e->n_spans == UINT32_MAX / 4) {
+        return CLEW_ETOOBIG;
+    }
+    if (e->n_spans == e->cap_spans) {
+        uint32_t nc = e->cap_spans ? e->cap_spans * 2 : 4;
+        clew_span_data **sp = clew__realloc(e->spans, nc * sizeof(*sp));
+        if (sp == NULL) {
+            return CLEW_ENOMEM;
+        }
+        e->spans = sp;
+        e->cap_spans = nc;
+    }
+    if ((e->n_spans + 1) * 2 > e->n_slots) {
+        uint32_t ns = e->n_slots ? e->n_slots * 2 : 8;
+        uint32_t *slots = clew__calloc(ns, sizeof(*slots));
+        if (slots == NULL) {
+            return CLEW_ENOMEM;
+        }
+        for (uint32_t i = 0; i < e->n_spans; i++) {
+            slots_put(slots, ns, &e->spans[i]->span_id, i + 1);
+        }
+        clew__free(e->slots);
+        e->slots = slots;
+        e->n_slots = ns;
+    }
+    return CLEW_OK;
+}
+
+static bool is_root(const clew_span_data *s)
+{
+    static const clew_span_id zero;
+    return memcmp(s->parent_span_id.bytes, zero.bytes, sizeof(zero.bytes)) == 0;
+}
+
+static void entry_update_summary(trace_entry *e, uint32_t idx)
+{
+    const clew_span_data *s = e->spans[idx];
+    uint64_t end = s->end_ns > s->start_ns ? s->end_ns : s->start_ns;
+    if (idx == 0) {
+        e->start_ns = s->start_ns;
+        e->end_ns = end;
+        e->root = 0;
+    } else {
+        if (s->start_ns < e->start_ns) {
+            e->start_ns = s->start_ns;
+        }
+        if (end > e->end_ns) {
+            e->end_ns = end;
+        }
+        const clew_span_data *r = e->spans[e->root];
+        bool sr = is_root(s), rr = is_root(r);
+        if ((sr && !rr) || (sr == rr && s->start_ns < r->start_ns)) {
+            e->root = idx;
+        }
+    }
+    if (s->status_code == CLEW_STATUS_ERROR) {
+        e->errors++;
+    }
+}
+
+/* Adds one span to trace `e` unless the trace has it already. */
+static clew_status store_span(memory_store *ms, trace_entry *e, const clew_span_data *src,
+                              interned *res, interned *scope, svc_entry *svc)
+{
+    clew_status rc;
+    if (entry_lookup_span(e, &src->span_id) >= 0) {
+        ms->duplicates++;
+        return CLEW_OK;
+    }
+    if ((rc = entry_grow(e)) != CLEW_OK) {
+        return rc;
+    }
+    clew_span_data *s = clew__arena_alloc(&e->arena, sizeof(*s));
+    if (s == NULL) {
+        return CLEW_ENOMEM;
+    }
+    if ((rc = clew__span_clone(s, src, &e->arena)) != CLEW_OK) {
+        return rc;
+    }
+    if ((rc = entry_ref(&e->res, &e->n_res, &e->cap_res, res)) != CLEW_OK ||
+        (rc = entry_ref(&e->scopes, &e->n_scopes, &e->cap_scopes, scope)) != CLEW_OK) {
+        return rc;
+    }
+    s->resource = &res->u.r;
+    s->scope = &scope->u.s;
+    uint32_t idx = e->n_spans++;
+    e->spans[idx] = s;
+    slots_put(e->slots, e->n_slots, &s->span_id, idx + 1);
+    entry_update_summary(e, idx);
+    entry_account(ms, e);
+    ms->spans++;
+    index_operation(ms, svc, s->name, s->kind);
+    return CLEW_OK;
+}
+
+/* Finds or creates the span's trace (`last` caches the previous one: spans of a
+ * trace usually arrive together) and stores the span there. */
+static clew_status append_span(memory_store *ms, const clew_span_data *src, interned *res,
+                               interned *scope, const clew_trace_meta *meta, svc_entry *svc,
+                               trace_entry **last)
+{
+    clew_status rc = CLEW_OK;
+    trace_entry *e = *last;
+    if (e == NULL || memcmp(e->id.bytes, src->trace_id.bytes, sizeof(e->id.bytes)) != 0) {
+        e = entry_find(ms, &src->trace_id);
+        if (e == NULL) {
+            if ((rc = entry_create(ms, &src->trace_id, &e)) != CLEW_OK) {
+                return rc;
+            }
+            /* meta applies to a trace it creates only: a late span (sent as pending
+             * by a receiver that cannot know) must not undo a sampling decision made
+             * since with set_trace_meta */
+            if (meta != NULL) {
+                rc = entry_set_meta(e, meta);
+            }
+        }
+        *last = e;
+    }
+    if (rc == CLEW_OK) {
+        rc = store_span(ms, e, src, res, scope, svc);
+    }
+    if (rc != CLEW_OK && e->n_spans == 0) {
+        /* no trace without spans: it would count against max_traces for nothing */
+        entry_remove(ms, e);
+        *last = NULL;
+    }
+    return rc;
+}
+
+static void evict(memory_store *ms)
+{
+    while (ms->oldest != NULL &&
+           (ms->traces.n > ms->max_traces || (ms->max_bytes != 0 && ms->bytes > ms->max_bytes))) {
+        entry_remove(ms, ms->oldest);
+        ms->evicted++;
+    }
+}
+
+/* ---- operations ---- */
+
+static clew_status ms_append(clew_store *s, const clew_batch *b, const clew_trace_meta *meta,
+                             clew_append_cb cb, void *ud)
+{
+    memory_store *ms = (memory_store *)s;
+    clew_status rc = CLEW_OK;
+    trace_entry *last = NULL;
+    pthread_rwlock_wrlock(&ms->lock);
+    for (size_t r = 0; r < b->n_rs && rc == CLEW_OK; r++) {
+        const clew_resource_spans *rs = &b->rs[r];
+        static const clew_resource empty_res;
+        static const clew_scope empty_scope;
+        interned *ir = NULL;
+        rc = intern(ms, rs->resource ? rs->resource : &empty_res, NULL, &ir);
+        if (rc != CLEW_OK) {
+            break;
+        }
+        /* a reference held while the group is stored keeps the copy alive even if a
+         * failed span's trace is removed; released (freed if unused) at the end */
+        ir->refs++;
+        svc_entry *svc = index_service(ms, clew__resource_service(&ir->u.r));
+        for (size_t g = 0; g < rs->n_scopes && rc == CLEW_OK; g++) {
+            const clew_scope_spans *ss = &rs->scopes[g];
+            interned *is = NULL;
+            rc = intern(ms, NULL, ss->scope ? ss->scope : &empty_scope, &is);
+            if (rc != CLEW_OK) {
+                break;
+            }
+            is->refs++;
+            for (size_t i = 0; i < ss->n_spans && rc == CLEW_OK; i++) {
+                rc = append_span(ms, &ss->spans[i], ir, is, meta, svc, &last);
+            }
+            interned_release(ms, &ms->scopes, is);
+        }
+        interned_release(ms, &ms->resources, ir);
+    }
+    evict(ms);
+    pthread_rwlock_unlock(&ms->lock);
+    if (rc != CLEW_OK) {
+        /* spans stored before the failure stay; a retry is deduplicated */
+        return rc;
+    }
+    if (cb != NULL) {
+        cb(CLEW_OK, ud);
+    }
+    return CLEW_OK;
+}
+
+static int span_cmp(const void *a, const void *b)
+{
+    const clew_span_data *x = *(const clew_span_data *const *)a;
+    const clew_span_data *y = *(const clew_span_data *const *)b;
+    if (x->start_ns != y->start_ns) {
+        return x->start_ns < y->start_ns ? -1 : 1;
+    }
+    return memcmp(x->span_id.bytes, y->span_id.bytes, sizeof(x->span_id.bytes));
+}
+
+static clew_status copy_str(clew_str *dst, const char *p, size_t len, clew_arena *a)
+{
+    if (len == 0) {
+        *dst = (clew_str){"", 0};
+        return CLEW_OK;
+    }
+    *dst = clew__arena_strdup(a, p, len);
+    return dst->ptr ? CLEW_OK : CLEW_ENOMEM;
+}
+
+static clew_status copy_trace(const trace_entry *e, clew_trace_result *t)
+{
+    clew_arena *a = &t->arena;
+    clew_status rc;
+    t->trace_id = e->id;
+    t->meta.state = e->state;
+    t->meta.adjusted_count = e->adjusted_count;
+    if ((rc = copy_str(&t->meta.kept_reason, e->kept_reason, e->kept_reason_len, a)) != CLEW_OK ||
+        (rc = copy_str(&t->meta.tenant, e->tenant, e->tenant_len, a)) != CLEW_OK) {
+        return rc;
+    }
+    /* the interned copies may be freed once the lock is released: clone them too */
+    clew_resource *res = clew__arena_calloc(a, e->n_res ? e->n_res : 1, sizeof(*res));
+    clew_scope *sc = clew__arena_calloc(a, e->n_scopes ? e->n_scopes : 1, sizeof(*sc));
+    clew_span_data *spans = clew__arena_calloc(a, e->n_spans, sizeof(*spans));
+    const clew_span_data **ptrs = clew__arena_calloc(a, e->n_spans, sizeof(*ptrs));
+    if (res == NULL || sc == NULL || spans == NULL || ptrs == NULL) {
+        return CLEW_ENOMEM;
+    }
+    for (uint32_t i = 0; i < e->n_res; i++) {
+        if ((rc = clew__resource_clone(&res[i], &e->res[i]->u.r, a)) != CLEW_OK) {
+            return rc;
+        }
+    }
+    for (uint32_t i = 0; i < e->n_scopes; i++) {
+        if ((rc = clew__scope_clone(&sc[i], &e->scopes[i]->u.s, a)) != CLEW_OK) {
+            return rc;
+        }
+    }
+    for (uint32_t i = 0; i < e->n_spans; i++) {
+        const clew_span_data *src = e->spans[i];
+        if ((rc = clew__span_clone(&spans[i], src, a)) != CLEW_OK) {
+            return rc;
+        }
+        for (uint32_t j = 0; j < e->n_res; j++) {
+            if (src->resource == &e->res[j]->u.r) {
+                spans[i].resource = &res[j];
+                break;
+            }
+        }
+        for (uint32_t j = 0; j < e->n_scopes; j++) {
+            if (src->scope == &e->scopes[j]->u.s) {
+                spans[i].scope = &sc[j];
+                break;
+            }
+        }
+        ptrs[i] = &spans[i];
+    }
+    qsort(ptrs, e->n_spans, sizeof(*ptrs), span_cmp);
+    t->spans = ptrs;
+    t->n_spans = e->n_spans;
+    return CLEW_OK;
+}
+
+static clew_status ms_get_trace(clew_store *s, const clew_trace_id *id, clew_trace_result **out)
+{
+    memory_store *ms = (memory_store *)s;
+    clew_trace_result *t = clew__calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return CLEW_ENOMEM;
+    }
+    clew__arena_init(&t->arena, RESULT_CHUNK, 0);
+    pthread_rwlock_rdlock(&ms->lock);
+    const trace_entry *e = entry_find(ms, id);
+    clew_status rc = e == NULL || e->n_spans == 0 ? CLEW_ENOTFOUND : copy_trace(e, t);
+    pthread_rwlock_unlock(&ms->lock);
+    if (rc != CLEW_OK) {
+        clew__trace_result_free(t);
+        return rc;
+    }
+    *out = t;
+    return CLEW_OK;
+}
+
+/* ---- search ---- */
+
+static bool attrs_match(const clew_attrs *a, const clew_tag_filter *f)
+{
+    for (uint32_t i = 0; i < a->n; i++) {
+        if (str_eq2(a->items[i].key, f->key) &&
+            clew__value_matches_text(&a->items[i].value, f->value)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool key_is(const clew_tag_filter *f, const char *lit)
+{
+    return str_eq(f->key, lit, strlen(lit));
+}
+
+static bool value_is(const clew_tag_filter *f, const char *lit)
+{
+    return str_eq(f->value, lit, strlen(lit));
+}
+
+/* The tags the Jaeger v1 API derives from span fields (query/jaeger_json.c shows
+ * them), so that a search for what the UI displays finds it. */
+static bool derived_tag_match(const clew_span_data *s, const clew_tag_filter *f)
+{
+    if (key_is(f, "error")) {
+        return s->status_code == CLEW_STATUS_ERROR && value_is(f, "true");
+    }
+    if (key_is(f, "span.kind")) {
+        return s->kind >= CLEW_KIND_SERVER && s->kind <= CLEW_KIND_CONSUMER &&
+               value_is(f, clew__kind_name(s->kind));
+    }
+    if (key_is(f, "otel.status_code")) {
+        return (s->status_code == CLEW_STATUS_OK && value_is(f, "OK")) ||
+               (s->status_code == CLEW_STATUS_ERROR && value_is(f, "ERROR"));
+    }
+    if (key_is(f, "otel.status_description")) {
+        return s->status_message.len > 0 && str_eq2(s->status_message, f->value);
+    }
+    if (key_is(f, "otel.scope.name")) {
+        return s->scope != NULL && s->scope->name.len > 0 && str_eq2(s->scope->name, f->value);
+    }
+    if (key_is(f, "otel.scope.version")) {
+        return s->scope != NULL && s->scope->version.len > 0 &&
+               str_eq2(s->scope->version, f->value);
+    }
+    if (key_is(f, "w3c.tracestate")) {
+        return s->trace_state.len > 0 && str_eq2(s->trace_state, f->value);
+    }
+    return false;
+}
+
+static bool span_matches(const clew_span_data *s, const clew_search_query *q)
+{
+    if (q->service.len > 0 && !str_eq2(clew__resource_service(s->resource), q->service)) {
+        return false;
+    }
+    if (q->operation.len > 0 && !str_eq2(s->name, q->operation)) {
+        return false;
+    }
+    for (size_t i = 0; i < q->n_tags; i++) {
+        const clew_tag_filter *f = &q->tags[i];
+        if (!attrs_match(&s->attrs, f) && !attrs_match(&s->resource->attrs, f) &&
+            !derived_tag_match(s, f)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool trace_matches(const trace_entry *e, const clew_search_query *q)
+{
+    uint64_t dur = e->end_ns - e->start_ns;
+    if (e->n_spans == 0 || (q->start_min_ns && e->start_ns < q->start_min_ns) ||
+        (q->start_max_ns && e->start_ns > q->start_max_ns) ||
+        (q->min_duration_ns && dur < q->min_duration_ns) ||
+        (q->max_duration_ns && dur > q->max_duration_ns) || (q->errors_only && e->errors == 0)) {
+        return false;
+    }
+    if (q->service.len > 0) {
+        /* cheap rejection before visiting spans: does any resource carry the service? */
+        bool any = false;
+        for (uint32_t i = 0; i < e->n_res && !any; i++) {
+            any = str_eq2(clew__resource_service(&e->res[i]->u.r), q->service);
+        }
+        if (!any) {
+            return false;
+        }
+    }
+    if (q->service.len == 0 && q->operation.len == 0 && q->n_tags == 0) {
+        return true;
+    }
+    for (uint32_t i = 0; i < e->n_spans; i++) {
+        if (span_matches(e->spans[i], q)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static clew_status summarize(const trace_entry *e, clew_trace_summary *out, clew_arena *a)
+{
+    const clew_span_data *root = e->spans[e->root];
+    clew_str svc = clew__resource_service(root->resource);
+    out->trace_id = e->id;
+    out->start_ns = e->start_ns;
+    out->duration_ns = e->end_ns - e->start_ns;
+    out->span_count = e->n_spans;
+    out->error_count = e->errors;
+    out->state = e->state;
+    clew_status rc = copy_str(&out->root_service, svc.ptr, svc.len, a);
+    if (rc == CLEW_OK) {
+        rc = copy_str(&out->root_operation, root->name.ptr, root->name.len, a);
+    }
+    return rc;
+}
+
+static clew_status ms_search(clew_store *s, const clew_search_query *q, clew_search_result **out)
+{
+    memory_store *ms = (memory_store *)s;
+    size_t limit = q->limit ? q->limit : DEFAULT_LIMIT;
+    if (q->n_tags > CLEW_SEARCH_MAX_TAGS) {
+        return CLEW_EINVAL;
+    }
+    clew_search_result *r = clew__calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return CLEW_ENOMEM;
+    }
+    clew__arena_init(&r->arena, RESULT_CHUNK, 0);
+    clew_status rc = CLEW_OK;
+    pthread_rwlock_rdlock(&ms->lock);
+    size_t cap = limit < ms->traces.n ? limit : ms->traces.n;
+    r->traces = clew__arena_calloc(&r->arena, cap ? cap : 1, sizeof(*r->traces));
+    if (r->traces == NULL) {
+        rc = CLEW_ENOMEM;
+    }
+    for (const trace_entry *e = ms->newest; rc == CLEW_OK && e != NULL && r->n_traces < cap;
+         e = e->older) {
+        if (trace_matches(e, q)) {
+            rc = summarize(e, &r->traces[r->n_traces], &r->arena);
+            r->n_traces++;
+        }
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    if (rc != CLEW_OK) {
+        clew__search_result_free(r);
+        return rc;
+    }
+    *out = r;
+    return CLEW_OK;
+}
+
+/* ---- name lists ---- */
+
+typedef struct name_item {
+    const char *name;
+    size_t len;
+    clew_span_kind kind;
+} name_item;
+
+static int name_item_cmp(const void *a, const void *b)
+{
+    const name_item *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->name, y->name, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    if (x->len != y->len) {
+        return x->len < y->len ? -1 : 1;
+    }
+    return (int)x->kind - (int)y->kind;
+}
+
+/* Sorts, removes duplicates and copies `items` into a fresh list. */
+static clew_status make_list(name_item *items, size_t n, bool with_kinds, clew_name_list **out)
+{
+    clew_name_list *l = clew__calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return CLEW_ENOMEM;
+    }
+    clew__arena_init(&l->arena, RESULT_CHUNK, 0);
+    if (n > 0) {
+        qsort(items, n, sizeof(*items), name_item_cmp);
+    }
+    l->names = clew__arena_calloc(&l->arena, n ? n : 1, sizeof(*l->names));
+    l->kinds = with_kinds ? clew__arena_calloc(&l->arena, n ? n : 1, sizeof(*l->kinds)) : NULL;
+    if (l->names == NULL || (with_kinds && l->kinds == NULL)) {
+        clew__name_list_free(l);
+        return CLEW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && name_item_cmp(&items[i - 1], &items[i]) == 0) {
+            continue;
+        }
+        if (copy_str(&l->names[l->n], items[i].name, items[i].len, &l->arena) != CLEW_OK) {
+            clew__name_list_free(l);
+            return CLEW_ENOMEM;
+        }
+        if (with_kinds) {
+            l->kinds[l->n] = items[i].kind;
+        }
+        l->n++;
+    }
+    *out = l;
+    return CLEW_OK;
+}
+
+static clew_status ms_services(clew_store *s, clew_name_list **out)
+{
+    memory_store *ms = (memory_store *)s;
+    pthread_rwlock_rdlock(&ms->lock);
+    size_t n = 0;
+    name_item *items = clew__calloc(ms->services.n ? ms->services.n : 1, sizeof(*items));
+    clew_status rc = CLEW_ENOMEM;
+    if (items != NULL) {
+        for (size_t i = 0; i < ms->services.nb; i++) {
+            for (hnode *h = ms->services.b[i]; h != NULL; h = h->next) {
+                const svc_entry *e = (const svc_entry *)h;
+                items[n++] = (name_item){e->name, e->len, CLEW_KIND_UNSPECIFIED};
+            }
+        }
+        rc = make_list(items, n, false, out);
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    clew__free(items);
+    return rc;
+}
+
+static clew_status ms_operations(clew_store *s, clew_str service, clew_span_kind kind,
+                                 clew_name_list **out)
+{
+    memory_store *ms = (memory_store *)s;
+    pthread_rwlock_rdlock(&ms->lock);
+    size_t n = 0;
+    name_item *items = clew__calloc(ms->ops.n ? ms->ops.n : 1, sizeof(*items));
+    clew_status rc = CLEW_ENOMEM;
+    if (items != NULL) {
+        for (size_t i = 0; i < ms->ops.nb; i++) {
+            for (hnode *h = ms->ops.b[i]; h != NULL; h = h->next) {
+                const op_entry *e = (const op_entry *)h;
+                if ((service.len > 0 && !str_eq(service, e->svc->name, e->svc->len)) ||
+                    (kind != CLEW_KIND_UNSPECIFIED && e->kind != kind)) {
+                    continue;
+                }
+                items[n++] = (name_item){e->name, e->len, e->kind};
+            }
+        }
+        rc = make_list(items, n, true, out);
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    clew__free(items);
+    return rc;
+}
+
+static clew_status ms_set_trace_meta(clew_store *s, const clew_trace_id *id,
+                                     const clew_trace_meta *meta)
+{
+    memory_store *ms = (memory_store *)s;
+    pthread_rwlock_wrlock(&ms->lock);
+    trace_entry *e = entry_find(ms, id);
+    clew_status rc = CLEW_ENOTFOUND;
+    if (e != NULL) {
+        rc = entry_set_meta(e, meta);
+        entry_account(ms, e);
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    return rc;
+}
+
+static void ms_stats(clew_store *s, clew_store_stats *out)
+{
+    memory_store *ms = (memory_store *)s;
+    pthread_rwlock_rdlock(&ms->lock);
+    out->spans = ms->spans;
+    out->traces = ms->traces.n;
+    out->bytes = ms->bytes;
+    out->evicted_traces = ms->evicted;
+    out->duplicate_spans = ms->duplicates;
+    pthread_rwlock_unlock(&ms->lock);
+}
+
+static void free_table_nodes(htable *t)
+{
+    for (size_t i = 0; i < t->nb; i++) {
+        hnode *n = t->b[i];
+        while (n != NULL) {
+            hnode *next = n->next;
+            clew__free(n);
+            n = next;
+        }
+    }
+    clew__free(t->b);
+    t->b = NULL;
+    t->nb = t->n = 0;
+}
+
+static void ms_destroy(clew_store *s)
+{
+    memory_store *ms = (memory_store *)s;
+    while (ms->oldest != NULL) {
+        entry_remove(ms, ms->oldest);
+    }
+    /* every interned object went with its last trace; these tables are empty now */
+    free_table_nodes(&ms->resources);
+    free_table_nodes(&ms->scopes);
+    free_table_nodes(&ms->traces);
+    free_table_nodes(&ms->services);
+    free_table_nodes(&ms->ops);
+    pthread_rwlock_destroy(&ms->lock);
+    clew__free(ms);
+}
+
+static const clew_store_ops memory_ops = {
+    .name = "memory",
+    .destroy = ms_destroy,
+    .append = ms_append,
+    .get_trace = ms_get_trace,
+    .search = ms_search,
+    .services = ms_services,
+    .operations = ms_operations,
+    .set_trace_meta = ms_set_trace_meta,
+    .stats = ms_stats,
+};
+
+clew_status clew__memory_store_create(const clew_memory_store_config *cfg, clew_store **out)
+{
+    memory_store *ms = clew__calloc(1, sizeof(*ms));
+    if (ms == NULL) {
+        return CLEW_ENOMEM;
+    }
+    if (pthread_rwlock_init(&ms->lock, NULL) != 0) {
+        clew__free(ms);
+        return CLEW_ENOMEM;
+    }
+    ms->base.ops = &memory_ops;
+    ms->max_traces = cfg && cfg->max_traces ? cfg->max_traces : DEFAULT_MAX_TRACES;
+    ms->max_bytes = cfg ? cfg->max_bytes : 0;
+    *out = &ms->base;
+    return CLEW_OK;
+}
