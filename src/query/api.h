@@ -32,7 +32,8 @@ void clew__api_response_deinit(clew_api_response *r);
  * Routes `req` among the query endpoints:
  *   GET /api/traces/{id}, GET /api/traces?..., GET /api/services,
  *   GET /api/services/{service}/operations, GET /api/operations?service=&spanKind=,
- *   GET /api/v3/traces/{id}.
+ *   GET /api/v3/traces/{id}, GET /api/v3/traces?query.*, GET /api/v3/services,
+ *   GET /api/v3/operations.
  * Returns CLEW_ENOTFOUND (response untouched) when the path is none of them, so
  * the server can try its other routes; otherwise CLEW_OK with `resp` filled
  * (including 4xx/5xx answers with a message).
