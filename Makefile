@@ -7,7 +7,7 @@
 #   make bench      build and run the ingest benchmark
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
-SOURCES = $(shell git ls-files '*.c' '*.h' '*.h.in' 2>/dev/null)
+SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps run test unit check-format format lint fuzz bench clean install
 

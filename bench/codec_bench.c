@@ -78,9 +78,9 @@ static void build(clew_arena *a, clew_batch *b)
         s->scope = &scope;
         clew_kv *kv = clew__arena_calloc(a, N_ATTRS, sizeof(clew_kv));
         static const char *const keys[N_ATTRS] = {
-            "http.request.method", "url.path",         "http.route",
-            "server.address",      "server.port",      "http.response.status_code",
-            "user_agent.original", "client.address",   "network.protocol.version",
+            "http.request.method",    "url.path",       "http.route",
+            "server.address",         "server.port",    "http.response.status_code",
+            "user_agent.original",    "client.address", "network.protocol.version",
             "http.response.body.size"};
         for (int k = 0; k < N_ATTRS; k++) {
             kv[k].key = str(keys[k]);
