@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   cmake make gcc clang clang-format pkg-config git
   libevent-dev libjansson-dev libyaml-dev libcurl4-openssl-dev zlib1g-dev
-  libnghttp2-dev libcmocka-dev libclang-rt-14-dev protobuf-compiler curl nghttp2-client
+  libnghttp2-dev libzstd-dev libisal-dev libxxhash-dev libcmocka-dev libclang-rt-14-dev protobuf-compiler curl nghttp2-client
   python3 python3-py-zipkin nodejs npm
 )
 
