@@ -117,6 +117,36 @@ clew_cli_next clew__cli_next(clew_cli_parser *p, const clew_cli_opt **opt, const
     return CLEW_CLI_OPTION;
 }
 
+void clew__cli_args_init(clew_cli_args *a, const clew_cli_spec *spec, int argc, char **argv)
+{
+    clew__cli_parser_init(&a->p, spec, argc, argv);
+    a->opt = NULL;
+    a->val = NULL;
+    a->exit_code = -1;
+}
+
+bool clew__cli_args_next(clew_cli_args *a)
+{
+    switch (clew__cli_next(&a->p, &a->opt, &a->val)) {
+    case CLEW_CLI_DONE:
+        a->exit_code = -1;
+        return false;
+    case CLEW_CLI_ERROR:
+        a->exit_code = CLEW_EXIT_USAGE;
+        return false;
+    case CLEW_CLI_POSITIONAL:
+        return true;
+    case CLEW_CLI_OPTION:
+        break;
+    }
+    if (a->opt->id == CLEW_CLI_OPT_HELP) {
+        clew__cli_print_help(a->p.spec, stdout);
+        a->exit_code = CLEW_EXIT_OK;
+        return false;
+    }
+    return true;
+}
+
 static void print_usage_line(const clew_cli_spec *spec, FILE *f)
 {
     fprintf(f, "Usage: clew %s%s%s [options]\n", spec->name, spec->args[0] ? " " : "", spec->args);

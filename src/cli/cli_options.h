@@ -62,6 +62,22 @@ typedef enum clew_cli_next {
 void clew__cli_parser_init(clew_cli_parser *p, const clew_cli_spec *spec, int argc, char **argv);
 clew_cli_next clew__cli_next(clew_cli_parser *p, const clew_cli_opt **opt, const char **value);
 
+/* A command's walk over its argv: clew__cli_next plus the answers every command
+ * gives alike (-h/--help, usage errors). */
+typedef struct clew_cli_args {
+    clew_cli_parser p;
+    const clew_cli_opt *opt; /* the option just read; NULL for a positional argument */
+    const char *val;         /* its value (NULL for a flag), or the positional argument */
+    int exit_code;           /* once the walk stops: -1 to go on, else what to return */
+} clew_cli_args;
+
+void clew__cli_args_init(clew_cli_args *a, const clew_cli_spec *spec, int argc, char **argv);
+/* True, with a->opt and a->val set, while there is an option (other than --help) or
+ * a positional argument for the command to handle. False at the end of argv
+ * (exit_code -1), after printing the help for -h/--help (exit_code CLEW_EXIT_OK) or
+ * after a usage error was reported (exit_code CLEW_EXIT_USAGE). */
+bool clew__cli_args_next(clew_cli_args *a);
+
 /* The full help (usage, description, options, examples) for `clew CMD --help`. */
 void clew__cli_print_help(const clew_cli_spec *spec, FILE *f);
 /* "clew: MESSAGE" then "Usage: ..." and a pointer to --help, on stderr. Returns

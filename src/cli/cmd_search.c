@@ -21,22 +21,6 @@
 
 /* ---- shared ------------------------------------------------------------- */
 
-static int open_client(const char *server, clew_http_client **out)
-{
-    const char *base = clew__http_base_url(server);
-    clew_status st = clew__http_client_create(base, out);
-    if (st == CLEW_EINVAL) {
-        fprintf(stderr, "clew: '%s' is not a usable server URL (expected http://HOST:PORT).\n",
-                base);
-        return CLEW_EXIT_BADINPUT;
-    }
-    if (st != CLEW_OK) {
-        fprintf(stderr, "clew: cannot set up the HTTP client: %s.\n", clew_strerror(st));
-        return CLEW_EXIT_IO;
-    }
-    return CLEW_EXIT_OK;
-}
-
 /* GETs `path`, expects 200 with a JSON body; on success *out is the parsed body. */
 static int fetch_json(clew_http_client *c, const char *path, json_t **out)
 {
@@ -59,16 +43,6 @@ static int fetch_json(clew_http_client *c, const char *path, json_t **out)
     }
     clew__http_response_deinit(&resp);
     return code;
-}
-
-static int dump_json(const json_t *j)
-{
-    if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-        fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
-        fprintf(stderr, "clew: cannot write to standard output.\n");
-        return CLEW_EXIT_IO;
-    }
-    return CLEW_EXIT_OK;
 }
 
 /* Prints `s` with control bytes replaced, at most `max_cols` columns (0 = no
@@ -344,25 +318,18 @@ int clew__cmd_search(int argc, char **argv)
     bool have_min = false, have_max = false, json = false;
     long limit = 20;
 
-    clew_cli_parser p;
-    clew__cli_parser_init(&p, spec, argc, argv);
-    const clew_cli_opt *opt;
-    const char *val;
-    clew_cli_next k;
-    while ((k = clew__cli_next(&p, &opt, &val)) != CLEW_CLI_DONE) {
-        if (k == CLEW_CLI_ERROR) {
-            return CLEW_EXIT_USAGE;
-        }
-        if (k == CLEW_CLI_POSITIONAL) {
+    clew_cli_args args;
+    clew__cli_args_init(&args, spec, argc, argv);
+    while (clew__cli_args_next(&args)) {
+        const clew_cli_opt *opt = args.opt;
+        const char *val = args.val;
+        if (opt == NULL) {
             return clew__cli_usage_error(spec,
                                          "'clew search' takes no arguments, only options "
                                          "(got '%s').",
                                          val);
         }
         switch (opt->id) {
-        case CLEW_CLI_OPT_HELP:
-            clew__cli_print_help(spec, stdout);
-            return CLEW_EXIT_OK;
         case OPT_SERVER:
             server = val;
             break;
@@ -428,6 +395,9 @@ int clew__cmd_search(int argc, char **argv)
             break;
         }
     }
+    if (args.exit_code >= 0) {
+        return args.exit_code;
+    }
     if (have_min && have_max && min_ns > max_ns) {
         fprintf(stderr,
                 "clew: --min-duration is longer than --max-duration; nothing could match.\n");
@@ -446,7 +416,7 @@ int clew__cmd_search(int argc, char **argv)
     }
 
     clew_http_client *client = NULL;
-    int code = open_client(server, &client);
+    int code = clew__http_open(server, &client);
     if (code != CLEW_EXIT_OK) {
         clew__buf_deinit(&tagjson);
         return code;
@@ -505,7 +475,7 @@ int clew__cmd_search(int argc, char **argv)
     const json_t *data = json_object_get(body, "data");
     size_t n = json_array_size(data);
     if (json != false) {
-        code = dump_json(body);
+        code = clew__cli_print_json(body);
         if (code == CLEW_EXIT_OK && n == 0) {
             code = CLEW_EXIT_NOTFOUND;
         }
@@ -566,22 +536,14 @@ int clew__cmd_services(int argc, char **argv)
     const clew_cli_spec *spec = &clew__services_spec;
     const char *server = NULL;
     bool json = false;
-    clew_cli_parser p;
-    clew__cli_parser_init(&p, spec, argc, argv);
-    const clew_cli_opt *opt;
-    const char *val;
-    clew_cli_next k;
-    while ((k = clew__cli_next(&p, &opt, &val)) != CLEW_CLI_DONE) {
-        if (k == CLEW_CLI_ERROR) {
-            return CLEW_EXIT_USAGE;
-        }
-        if (k == CLEW_CLI_POSITIONAL) {
+    clew_cli_args args;
+    clew__cli_args_init(&args, spec, argc, argv);
+    while (clew__cli_args_next(&args)) {
+        const clew_cli_opt *opt = args.opt;
+        const char *val = args.val;
+        if (opt == NULL) {
             return clew__cli_usage_error(spec, "'clew services' takes no arguments (got '%s').",
                                          val);
-        }
-        if (opt->id == CLEW_CLI_OPT_HELP) {
-            clew__cli_print_help(spec, stdout);
-            return CLEW_EXIT_OK;
         }
         if (opt->id == SOPT_SERVER) {
             server = val;
@@ -589,8 +551,11 @@ int clew__cmd_services(int argc, char **argv)
             json = true;
         }
     }
+    if (args.exit_code >= 0) {
+        return args.exit_code;
+    }
     clew_http_client *client = NULL;
-    int code = open_client(server, &client);
+    int code = clew__http_open(server, &client);
     if (code != CLEW_EXIT_OK) {
         return code;
     }
@@ -603,7 +568,7 @@ int clew__cmd_services(int argc, char **argv)
     const json_t *data = json_object_get(body, "data");
     size_t n = json_array_size(data);
     if (json) {
-        code = dump_json(body);
+        code = clew__cli_print_json(body);
     } else {
         const char **names = clew__calloc(n ? n : 1, sizeof(char *));
         size_t m = 0;

@@ -71,13 +71,9 @@ static int print_json(const clew_http_response *resp)
                 jerr.position);
         return CLEW_EXIT_IO;
     }
-    int rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    int code = clew__cli_print_json(j);
     json_decref(j);
-    if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
-        fprintf(stderr, "clew: cannot write to standard output.\n");
-        return CLEW_EXIT_IO;
-    }
-    return CLEW_EXIT_OK;
+    return code;
 }
 
 int clew__cmd_trace(int argc, char **argv)
@@ -88,16 +84,12 @@ int clew__cmd_trace(int argc, char **argv)
     bool json = false, no_color = false;
     long width = 0;
 
-    clew_cli_parser p;
-    clew__cli_parser_init(&p, spec, argc, argv);
-    const clew_cli_opt *opt;
-    const char *val;
-    clew_cli_next k;
-    while ((k = clew__cli_next(&p, &opt, &val)) != CLEW_CLI_DONE) {
-        if (k == CLEW_CLI_ERROR) {
-            return CLEW_EXIT_USAGE;
-        }
-        if (k == CLEW_CLI_POSITIONAL) {
+    clew_cli_args args;
+    clew__cli_args_init(&args, spec, argc, argv);
+    while (clew__cli_args_next(&args)) {
+        const clew_cli_opt *opt = args.opt;
+        const char *val = args.val;
+        if (opt == NULL) {
             if (id_arg != NULL) {
                 return clew__cli_usage_error(spec,
                                              "'clew trace' takes one trace id, got '%s' "
@@ -108,9 +100,6 @@ int clew__cmd_trace(int argc, char **argv)
             continue;
         }
         switch (opt->id) {
-        case CLEW_CLI_OPT_HELP:
-            clew__cli_print_help(spec, stdout);
-            return CLEW_EXIT_OK;
         case OPT_SERVER:
             server = val;
             break;
@@ -133,6 +122,9 @@ int clew__cmd_trace(int argc, char **argv)
             break;
         }
     }
+    if (args.exit_code >= 0) {
+        return args.exit_code;
+    }
     if (id_arg == NULL) {
         return clew__cli_usage_error(spec, "'clew trace' needs a trace id.");
     }
@@ -145,23 +137,15 @@ int clew__cmd_trace(int argc, char **argv)
     }
 
     clew_http_client *client = NULL;
-    const char *base = clew__http_base_url(server);
-    clew_status st = clew__http_client_create(base, &client);
-    if (st != CLEW_OK) {
-        if (st == CLEW_EINVAL) {
-            fprintf(stderr, "clew: '%s' is not a usable server URL (expected http://HOST:PORT).\n",
-                    base);
-            return CLEW_EXIT_BADINPUT;
-        }
-        fprintf(stderr, "clew: cannot set up the HTTP client: %s.\n", clew_strerror(st));
-        return CLEW_EXIT_IO;
+    int code = clew__http_open(server, &client);
+    if (code != CLEW_EXIT_OK) {
+        return code;
     }
     char path[64];
     snprintf(path, sizeof(path), "/api/v3/traces/%s", id);
     clew_http_response resp;
     clew__http_response_init(&resp);
-    int code = CLEW_EXIT_OK;
-    st = clew__http_get(client, path, &resp);
+    clew_status st = clew__http_get(client, path, &resp);
     if (st != CLEW_OK) {
         code = clew__http_report_failure(client, st, &resp);
     } else if (resp.status == 404) {

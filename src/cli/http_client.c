@@ -275,3 +275,29 @@ int clew__http_report_status(const clew_http_client *c, const clew_http_response
      * to fix, not a server or network problem. */
     return resp->status == 400 ? CLEW_EXIT_BADINPUT : CLEW_EXIT_IO;
 }
+
+int clew__http_open(const char *server, clew_http_client **out)
+{
+    const char *base = clew__http_base_url(server);
+    clew_status st = clew__http_client_create(base, out);
+    if (st == CLEW_EINVAL) {
+        fprintf(stderr, "clew: '%s' is not a usable server URL (expected http://HOST:PORT).\n",
+                base);
+        return CLEW_EXIT_BADINPUT;
+    }
+    if (st != CLEW_OK) {
+        fprintf(stderr, "clew: cannot set up the HTTP client: %s.\n", clew_strerror(st));
+        return CLEW_EXIT_IO;
+    }
+    return CLEW_EXIT_OK;
+}
+
+int clew__cli_print_json(const json_t *j)
+{
+    if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+        fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "clew: cannot write to standard output.\n");
+        return CLEW_EXIT_IO;
+    }
+    return CLEW_EXIT_OK;
+}

@@ -48,6 +48,10 @@ const char *clew__http_base_url(const char *flag);
  * an empty host; CLEW_ENOMEM; CLEW_EIO if libcurl cannot be initialised.
  */
 CLEW_NODISCARD clew_status clew__http_client_create(const char *base_url, clew_http_client **out);
+/* clew__http_client_create for --server (see clew__http_base_url) as a command
+ * needs it: on failure prints why to stderr and returns the exit code
+ * (CLEW_EXIT_BADINPUT for an unusable URL, else CLEW_EXIT_IO); CLEW_EXIT_OK on success. */
+int clew__http_open(const char *server, clew_http_client **out);
 /* NULL is a no-op. */
 void clew__http_client_destroy(clew_http_client *c);
 /* The normalised base URL (owned by the client). */
@@ -84,5 +88,10 @@ int clew__http_report_failure(const clew_http_client *c, clew_status rc,
  * CLEW_EXIT_BADINPUT for 400 (the server refused our parameters), else
  * CLEW_EXIT_IO. */
 int clew__http_report_status(const clew_http_client *c, const clew_http_response *resp);
+
+struct json_t;
+/* Writes j to stdout indented by two, keys in order, and a newline; CLEW_EXIT_IO with
+ * a message when stdout cannot take it, else CLEW_EXIT_OK. */
+int clew__cli_print_json(const struct json_t *j);
 
 #endif /* CLEW_CLI_HTTP_CLIENT_H */

@@ -23,8 +23,12 @@
  *
  * Thread-safety: no shared state.
  */
+#include "codec/codec_util.h"
 #include "codec/otlp.h"
+#include "common/base64.h"
 #include "common/hex.h"
+#include "common/reject.h"
+#include "common/try.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -34,13 +38,7 @@
 
 #define MAX_VALUE_DEPTH 64
 
-/* The path to the value being decoded, as a chain of stack frames; it is only
- * turned into text when an error is reported. */
-typedef struct path {
-    const struct path *up;
-    const char *key; /* member name, or NULL for an array index */
-    size_t index;
-} path;
+typedef clew__jpath path;
 
 typedef struct jdec {
     clew_arena *arena;
@@ -51,52 +49,22 @@ typedef struct jdec {
 
 static const clew_str empty_str = {"", 0};
 
-static size_t path_format(const path *p, char *out, size_t cap)
-{
-    if (p == NULL) {
-        return 0;
-    }
-    size_t n = path_format(p->up, out, cap);
-    int w;
-    if (p->key != NULL) {
-        w = snprintf(out + n, cap - n, "%s%s", n ? "." : "", p->key);
-    } else {
-        w = snprintf(out + n, cap - n, "[%zu]", p->index);
-    }
-    if (w < 0) {
-        return n;
-    }
-    n += (size_t)w;
-    return n < cap ? n : cap - 1;
-}
-
 static clew_status fail(jdec *d, const path *p, const char *what)
 {
-    char where[200];
-    where[0] = '\0';
-    path_format(p, where, sizeof(where));
-    clew__error_set(d->err, 0, "%s: %s", where[0] ? where : "(document)", what);
-    return CLEW_EPARSE;
+    return clew__jpath_fail(d->err, p, what);
 }
 
 static clew_status fail_alloc(jdec *d)
 {
-    if (d->arena->over_limit) {
-        clew__error_set(d->err, 0, "decoded request exceeds the memory limit (%zu bytes)",
-                        d->arena->limit);
-        return CLEW_ETOOBIG;
-    }
-    clew__error_set(d->err, 0, "out of memory while decoding");
-    return CLEW_ENOMEM;
+    return clew__arena_fail(d->arena, d->err);
 }
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        clew_status rc_ = (expr);                                                                  \
-        if (rc_ != CLEW_OK) {                                                                      \
-            return rc_;                                                                            \
-        }                                                                                          \
-    } while (0)
+/* Allocates the elements of an array member; see clew__json_array_alloc. */
+static clew_status get_array(jdec *d, const path *p, const json_t *j, size_t elem, const char *what,
+                             void **out, size_t *n)
+{
+    return clew__json_array_alloc(d->arena, d->err, p, j, elem, what, out, n);
+}
 
 /* True when `k` is the camelCase or the snake_case name. */
 static bool is_key(const char *k, const char *camel, const char *snake)
@@ -187,7 +155,7 @@ static clew_status get_u64(jdec *d, const path *p, const json_t *j, uint64_t *ou
         *out = 0;
         return CLEW_OK;
     }
-    TRY(get_int_parts(d, p, j, &neg, &mag));
+    CLEW_TRY(get_int_parts(d, p, j, &neg, &mag));
     if (neg && mag != 0) {
         return fail(d, p, "must not be negative");
     }
@@ -198,7 +166,7 @@ static clew_status get_u64(jdec *d, const path *p, const json_t *j, uint64_t *ou
 static clew_status get_u32(jdec *d, const path *p, const json_t *j, uint32_t *out)
 {
     uint64_t v = 0;
-    TRY(get_u64(d, p, j, &v));
+    CLEW_TRY(get_u64(d, p, j, &v));
     if (v > UINT32_MAX) {
         return fail(d, p, "out of range for a 32-bit unsigned integer");
     }
@@ -210,7 +178,7 @@ static clew_status get_i64(jdec *d, const path *p, const json_t *j, int64_t *out
 {
     bool neg = false;
     uint64_t mag = 0;
-    TRY(get_int_parts(d, p, j, &neg, &mag));
+    CLEW_TRY(get_int_parts(d, p, j, &neg, &mag));
     if (neg ? mag > (uint64_t)INT64_MAX + 1 : mag > (uint64_t)INT64_MAX) {
         return fail(d, p, "out of range for a 64-bit integer");
     }
@@ -288,67 +256,26 @@ static clew_status get_enum(jdec *d, const path *p, const json_t *j, const char 
     return CLEW_OK;
 }
 
-static int b64_digit(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-        return 62;
-    }
-    if (c == '/' || c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
 static clew_status get_base64(jdec *d, const path *p, const json_t *j, clew_str *out)
 {
     if (!json_is_string(j)) {
         return fail(d, p, "expected a base64 string");
     }
-    const unsigned char *s = (const unsigned char *)json_string_value(j);
+    const char *s = json_string_value(j);
     size_t len = json_string_length(j);
-    while (len > 0 && s[len - 1] == '=') {
-        len--;
-    }
-    if (len % 4 == 1) {
+    size_t n = clew__base64_decoded_len(s, &len);
+    if (n == SIZE_MAX) {
         return fail(d, p, "invalid base64 length");
     }
-    size_t n = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
     char *o = clew__arena_alloc(d->arena, n + 1);
     if (o == NULL) {
         return fail_alloc(d);
     }
-    uint32_t acc = 0;
-    size_t w = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_digit(s[i]);
-        if (v < 0) {
-            return fail(d, p, "invalid base64 character");
-        }
-        acc = acc << 6 | (uint32_t)v;
-        if (i % 4 == 3) {
-            o[w++] = (char)(acc >> 16);
-            o[w++] = (char)(acc >> 8);
-            o[w++] = (char)acc;
-            acc = 0;
-        }
+    if (!clew__base64_decode(s, len, (uint8_t *)o)) {
+        return fail(d, p, "invalid base64 character");
     }
-    if (len % 4 == 2) {
-        o[w++] = (char)(acc >> 4);
-    } else if (len % 4 == 3) {
-        o[w++] = (char)(acc >> 10);
-        o[w++] = (char)(acc >> 2);
-    }
-    o[w] = '\0';
-    *out = (clew_str){o, w};
+    o[n] = '\0';
+    *out = (clew_str){o, n};
     return CLEW_OK;
 }
 
@@ -472,26 +399,12 @@ static clew_status decode_any(jdec *d, const path *p, const json_t *j, clew_valu
 
 static clew_status decode_kvs(jdec *d, const path *p, const json_t *j, clew_kv **items, uint32_t *n)
 {
-    *items = NULL;
     *n = 0;
-    if (json_is_null(j)) {
-        return CLEW_OK;
-    }
-    if (!json_is_array(j)) {
-        return fail(d, p, "expected an array");
-    }
-    size_t cnt = json_array_size(j);
-    if (cnt == 0) {
-        return CLEW_OK;
-    }
-    if (cnt > UINT32_MAX) {
-        return fail(d, p, "too many attributes");
-    }
-    clew_kv *kvs = clew__arena_alloc(d->arena, cnt * sizeof(clew_kv));
-    if (kvs == NULL) {
-        return fail_alloc(d);
-    }
-    *items = kvs;
+    size_t cnt;
+    void *arr;
+    CLEW_TRY(get_array(d, p, j, sizeof(clew_kv), "attributes", &arr, &cnt));
+    *items = arr;
+    clew_kv *kvs = arr;
     for (size_t i = 0; i < cnt; i++) {
         path ip = {p, NULL, i};
         const json_t *o = json_array_get(j, i);
@@ -507,9 +420,9 @@ static clew_status decode_kvs(jdec *d, const path *p, const json_t *j, clew_kv *
         {
             path kp = {&ip, k, 0};
             if (strcmp(k, "key") == 0) {
-                TRY(get_str(d, &kp, m, &kv->key));
+                CLEW_TRY(get_str(d, &kp, m, &kv->key));
             } else if (strcmp(k, "value") == 0) {
-                TRY(decode_any(d, &kp, m, &kv->value));
+                CLEW_TRY(decode_any(d, &kp, m, &kv->value));
             }
         }
         (*n)++;
@@ -533,7 +446,7 @@ static clew_status decode_attrs_member(jdec *d, const path *p, const char *k, co
 
 static clew_status need_object(jdec *d, const path *p, const json_t *j)
 {
-    return json_is_object(j) ? CLEW_OK : fail(d, p, "expected an object");
+    return clew__json_need_object(d->err, p, j);
 }
 
 static clew_status decode_resource(jdec *d, const path *p, const json_t *j, clew_resource *r)
@@ -541,14 +454,14 @@ static clew_status decode_resource(jdec *d, const path *p, const json_t *j, clew
     if (json_is_null(j)) {
         return CLEW_OK;
     }
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     const char *k;
     json_t *m;
     json_object_foreach((json_t *)j, k, m)
     {
         path kp = {p, k, 0};
         bool handled;
-        TRY(decode_attrs_member(d, &kp, k, m, &r->attrs, &handled));
+        CLEW_TRY(decode_attrs_member(d, &kp, k, m, &r->attrs, &handled));
     }
     return CLEW_OK;
 }
@@ -558,60 +471,38 @@ static clew_status decode_scope(jdec *d, const path *p, const json_t *j, clew_sc
     if (json_is_null(j)) {
         return CLEW_OK;
     }
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     const char *k;
     json_t *m;
     json_object_foreach((json_t *)j, k, m)
     {
         path kp = {p, k, 0};
         bool handled;
-        TRY(decode_attrs_member(d, &kp, k, m, &s->attrs, &handled));
+        CLEW_TRY(decode_attrs_member(d, &kp, k, m, &s->attrs, &handled));
         if (handled) {
             continue;
         }
         if (strcmp(k, "name") == 0) {
-            TRY(get_str(d, &kp, m, &s->name));
+            CLEW_TRY(get_str(d, &kp, m, &s->name));
         } else if (strcmp(k, "version") == 0) {
-            TRY(get_str(d, &kp, m, &s->version));
+            CLEW_TRY(get_str(d, &kp, m, &s->version));
         }
     }
     return CLEW_OK;
 }
 
 /* An array member: checks the type, returns its size (0 for null). */
-static clew_status get_array(jdec *d, const path *p, const json_t *j, size_t *n)
-{
-    *n = 0;
-    if (json_is_null(j)) {
-        return CLEW_OK;
-    }
-    if (!json_is_array(j)) {
-        return fail(d, p, "expected an array");
-    }
-    *n = json_array_size(j);
-    return CLEW_OK;
-}
-
 static clew_status decode_events(jdec *d, const path *p, const json_t *j, clew_span_data *s)
 {
     size_t n;
-    TRY(get_array(d, p, j, &n));
-    s->events = NULL;
     s->n_events = 0;
-    if (n == 0) {
-        return CLEW_OK;
-    }
-    if (n > UINT32_MAX) {
-        return fail(d, p, "too many events");
-    }
-    s->events = clew__arena_alloc(d->arena, n * sizeof(clew_event_data));
-    if (s->events == NULL) {
-        return fail_alloc(d);
-    }
+    void *arr;
+    CLEW_TRY(get_array(d, p, j, sizeof(clew_event_data), "events", &arr, &n));
+    s->events = arr;
     for (size_t i = 0; i < n; i++) {
         path ip = {p, NULL, i};
         const json_t *o = json_array_get(j, i);
-        TRY(need_object(d, &ip, o));
+        CLEW_TRY(need_object(d, &ip, o));
         clew_event_data *e = &s->events[i];
         *e = (clew_event_data){0, empty_str, {NULL, 0, 0}};
         const char *k;
@@ -620,14 +511,14 @@ static clew_status decode_events(jdec *d, const path *p, const json_t *j, clew_s
         {
             path kp = {&ip, k, 0};
             bool handled;
-            TRY(decode_attrs_member(d, &kp, k, m, &e->attrs, &handled));
+            CLEW_TRY(decode_attrs_member(d, &kp, k, m, &e->attrs, &handled));
             if (handled) {
                 continue;
             }
             if (is_key(k, "timeUnixNano", "time_unix_nano")) {
-                TRY(get_u64(d, &kp, m, &e->time_ns));
+                CLEW_TRY(get_u64(d, &kp, m, &e->time_ns));
             } else if (strcmp(k, "name") == 0) {
-                TRY(get_str(d, &kp, m, &e->name));
+                CLEW_TRY(get_str(d, &kp, m, &e->name));
             }
         }
         s->n_events++;
@@ -639,23 +530,14 @@ static clew_status decode_links(jdec *d, const path *p, const json_t *j, clew_sp
                                 uint32_t *bad_links)
 {
     size_t n;
-    TRY(get_array(d, p, j, &n));
-    s->links = NULL;
     s->n_links = 0;
-    if (n == 0) {
-        return CLEW_OK;
-    }
-    if (n > UINT32_MAX) {
-        return fail(d, p, "too many links");
-    }
-    s->links = clew__arena_alloc(d->arena, n * sizeof(clew_link_data));
-    if (s->links == NULL) {
-        return fail_alloc(d);
-    }
+    void *arr;
+    CLEW_TRY(get_array(d, p, j, sizeof(clew_link_data), "links", &arr, &n));
+    s->links = arr;
     for (size_t i = 0; i < n; i++) {
         path ip = {p, NULL, i};
         const json_t *o = json_array_get(j, i);
-        TRY(need_object(d, &ip, o));
+        CLEW_TRY(need_object(d, &ip, o));
         clew_link_data *l = &s->links[s->n_links];
         memset(l, 0, sizeof(*l));
         l->trace_state = empty_str;
@@ -666,18 +548,18 @@ static clew_status decode_links(jdec *d, const path *p, const json_t *j, clew_sp
         {
             path kp = {&ip, k, 0};
             bool handled;
-            TRY(decode_attrs_member(d, &kp, k, m, &l->attrs, &handled));
+            CLEW_TRY(decode_attrs_member(d, &kp, k, m, &l->attrs, &handled));
             if (handled) {
                 continue;
             }
             if (is_key(k, "traceId", "trace_id")) {
-                TRY(get_hex_id(d, &kp, m, l->trace_id.bytes, 16, &bad_t));
+                CLEW_TRY(get_hex_id(d, &kp, m, l->trace_id.bytes, 16, &bad_t));
             } else if (is_key(k, "spanId", "span_id")) {
-                TRY(get_hex_id(d, &kp, m, l->span_id.bytes, 8, &bad_s));
+                CLEW_TRY(get_hex_id(d, &kp, m, l->span_id.bytes, 8, &bad_s));
             } else if (is_key(k, "traceState", "trace_state")) {
-                TRY(get_str(d, &kp, m, &l->trace_state));
+                CLEW_TRY(get_str(d, &kp, m, &l->trace_state));
             } else if (strcmp(k, "flags") == 0) {
-                TRY(get_u32(d, &kp, m, &l->flags));
+                CLEW_TRY(get_u32(d, &kp, m, &l->flags));
             }
         }
         if (bad_t == NULL && bad_s == NULL) {
@@ -696,16 +578,9 @@ typedef struct span_pos {
 
 static clew_status reject(jdec *d, const span_pos *pos, const char *field, const char *why)
 {
-    d->batch->rejected++;
-    if (d->batch->reject_reason.len != 0) {
-        return CLEW_OK;
-    }
-    char msg[200];
-    int n = snprintf(msg, sizeof(msg), "span %zu of scope %zu of resource %zu: %s %s", pos->span,
-                     pos->scope, pos->rs, field, why);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-    d->batch->reject_reason = clew__arena_strdup(d->arena, msg, len);
-    return d->batch->reject_reason.ptr != NULL ? CLEW_OK : fail_alloc(d);
+    return clew__reject_note(&d->batch->rejected, &d->batch->reject_reason, d->arena, d->err,
+                             "span %zu of scope %zu of resource %zu: %s %s", pos->span, pos->scope,
+                             pos->rs, field, why);
 }
 
 static const char *const kind_names[] = {
@@ -723,17 +598,17 @@ static clew_status decode_status(jdec *d, const path *p, const json_t *j, clew_s
     if (json_is_null(j)) {
         return CLEW_OK;
     }
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     const char *k;
     json_t *m;
     json_object_foreach((json_t *)j, k, m)
     {
         path kp = {p, k, 0};
         if (strcmp(k, "message") == 0) {
-            TRY(get_str(d, &kp, m, &s->status_message));
+            CLEW_TRY(get_str(d, &kp, m, &s->status_message));
         } else if (strcmp(k, "code") == 0) {
             int c = 0;
-            TRY(get_enum(d, &kp, m, code_names, 3, &c));
+            CLEW_TRY(get_enum(d, &kp, m, code_names, 3, &c));
             s->status_code = (clew_status_code)c;
         }
     }
@@ -744,7 +619,7 @@ static clew_status decode_span(jdec *d, const path *p, const json_t *j, clew_spa
                                const span_pos *pos, bool *keep)
 {
     *keep = false;
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     const char *bad_t = "must be 32 hex digits", *bad_s = "must be 16 hex digits", *bad_p = NULL;
     uint32_t bad_links = 0;
     const char *k;
@@ -753,44 +628,44 @@ static clew_status decode_span(jdec *d, const path *p, const json_t *j, clew_spa
     {
         path kp = {p, k, 0};
         bool handled;
-        TRY(decode_attrs_member(d, &kp, k, m, &s->attrs, &handled));
+        CLEW_TRY(decode_attrs_member(d, &kp, k, m, &s->attrs, &handled));
         if (handled) {
             continue;
         }
         if (is_key(k, "traceId", "trace_id")) {
-            TRY(get_hex_id(d, &kp, m, s->trace_id.bytes, 16, &bad_t));
+            CLEW_TRY(get_hex_id(d, &kp, m, s->trace_id.bytes, 16, &bad_t));
         } else if (is_key(k, "spanId", "span_id")) {
-            TRY(get_hex_id(d, &kp, m, s->span_id.bytes, 8, &bad_s));
+            CLEW_TRY(get_hex_id(d, &kp, m, s->span_id.bytes, 8, &bad_s));
         } else if (is_key(k, "parentSpanId", "parent_span_id")) {
             memset(s->parent_span_id.bytes, 0, 8);
             bad_p = NULL;
             if (!json_is_null(m) && !(json_is_string(m) && json_string_length(m) == 0)) {
-                TRY(get_hex_id(d, &kp, m, s->parent_span_id.bytes, 8, &bad_p));
+                CLEW_TRY(get_hex_id(d, &kp, m, s->parent_span_id.bytes, 8, &bad_p));
             }
         } else if (is_key(k, "traceState", "trace_state")) {
-            TRY(get_str(d, &kp, m, &s->trace_state));
+            CLEW_TRY(get_str(d, &kp, m, &s->trace_state));
         } else if (strcmp(k, "flags") == 0) {
-            TRY(get_u32(d, &kp, m, &s->flags));
+            CLEW_TRY(get_u32(d, &kp, m, &s->flags));
         } else if (strcmp(k, "name") == 0) {
-            TRY(get_str(d, &kp, m, &s->name));
+            CLEW_TRY(get_str(d, &kp, m, &s->name));
         } else if (strcmp(k, "kind") == 0) {
             int kind = 0;
-            TRY(get_enum(d, &kp, m, kind_names, 6, &kind));
+            CLEW_TRY(get_enum(d, &kp, m, kind_names, 6, &kind));
             s->kind = (clew_span_kind)kind;
         } else if (is_key(k, "startTimeUnixNano", "start_time_unix_nano")) {
-            TRY(get_u64(d, &kp, m, &s->start_ns));
+            CLEW_TRY(get_u64(d, &kp, m, &s->start_ns));
         } else if (is_key(k, "endTimeUnixNano", "end_time_unix_nano")) {
-            TRY(get_u64(d, &kp, m, &s->end_ns));
+            CLEW_TRY(get_u64(d, &kp, m, &s->end_ns));
         } else if (strcmp(k, "events") == 0) {
-            TRY(decode_events(d, &kp, m, s));
+            CLEW_TRY(decode_events(d, &kp, m, s));
         } else if (is_key(k, "droppedEventsCount", "dropped_events_count")) {
-            TRY(get_u32(d, &kp, m, &s->dropped_events));
+            CLEW_TRY(get_u32(d, &kp, m, &s->dropped_events));
         } else if (strcmp(k, "links") == 0) {
-            TRY(decode_links(d, &kp, m, s, &bad_links));
+            CLEW_TRY(decode_links(d, &kp, m, s, &bad_links));
         } else if (is_key(k, "droppedLinksCount", "dropped_links_count")) {
-            TRY(get_u32(d, &kp, m, &s->dropped_links));
+            CLEW_TRY(get_u32(d, &kp, m, &s->dropped_links));
         } else if (strcmp(k, "status") == 0) {
-            TRY(decode_status(d, &kp, m, s));
+            CLEW_TRY(decode_status(d, &kp, m, s));
         }
     }
     s->dropped_links += bad_links;
@@ -819,41 +694,86 @@ static const clew_span_data span_template = {
     .status_message = {"", 0},
 };
 
+/* The members ResourceSpans and ScopeSpans share, in document order: the one message
+ * under `one_key` (decoded into `obj` by decode_one), schemaUrl, and the repeated list
+ * (camel or snake name), whose elements are allocated (*items, *n) and left to the
+ * caller to decode, with the list and its path as spelled. The caller has checked
+ * that j is an object (before allocating anything for it). */
+typedef struct group_shape {
+    const char *one_key;
+    clew_status (*decode_one)(jdec *d, const path *p, const json_t *j, void *obj);
+    const char *list_camel, *list_snake;
+    size_t elem;      /* size of one list element */
+    const char *what; /* the elements, for "too many ..." */
+} group_shape;
+
+static clew_status decode_group(jdec *d, const path *p, const json_t *j, const group_shape *g,
+                                void *obj, clew_str *schema_url, path *list_path,
+                                const json_t **list, void **items, size_t *n)
+{
+    *list = NULL;
+    *list_path = (path){p, g->list_camel, 0};
+    const char *k;
+    json_t *m;
+    json_object_foreach((json_t *)j, k, m)
+    {
+        path kp = {p, k, 0};
+        if (strcmp(k, g->one_key) == 0) {
+            CLEW_TRY(g->decode_one(d, &kp, m, obj));
+        } else if (is_key(k, "schemaUrl", "schema_url")) {
+            CLEW_TRY(get_str(d, &kp, m, schema_url));
+        } else if (is_key(k, g->list_camel, g->list_snake)) {
+            *list = m;
+            list_path->key = k;
+        }
+    }
+    return get_array(d, list_path, *list, g->elem, g->what, items, n);
+}
+
+static clew_status scope_member(jdec *d, const path *p, const json_t *j, void *obj)
+{
+    return decode_scope(d, p, j, obj);
+}
+
+static clew_status resource_member(jdec *d, const path *p, const json_t *j, void *obj)
+{
+    return decode_resource(d, p, j, obj);
+}
+
+static const group_shape scope_spans_shape = {
+    .one_key = "scope",
+    .decode_one = scope_member,
+    .list_camel = "spans",
+    .list_snake = NULL,
+    .elem = sizeof(clew_span_data),
+    .what = "spans",
+};
+static const group_shape resource_spans_shape = {
+    .one_key = "resource",
+    .decode_one = resource_member,
+    .list_camel = "scopeSpans",
+    .list_snake = "scope_spans",
+    .elem = sizeof(clew_scope_spans),
+    .what = "scope spans",
+};
+
 static clew_status decode_scope_spans(jdec *d, const path *p, const json_t *j, clew_scope_spans *ss,
                                       const clew_resource *res, span_pos *pos)
 {
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     clew_scope *scope = clew__arena_alloc(d->arena, sizeof(*scope));
     if (scope == NULL) {
         return fail_alloc(d);
     }
     *scope = (clew_scope){empty_str, empty_str, {NULL, 0, 0}, empty_str};
     *ss = (clew_scope_spans){scope, NULL, 0};
-    const char *k;
-    json_t *m;
-    const json_t *spans = NULL;
-    path spans_path = {p, "spans", 0};
-    json_object_foreach((json_t *)j, k, m)
-    {
-        path kp = {p, k, 0};
-        if (strcmp(k, "scope") == 0) {
-            TRY(decode_scope(d, &kp, m, scope));
-        } else if (is_key(k, "schemaUrl", "schema_url")) {
-            TRY(get_str(d, &kp, m, &scope->schema_url));
-        } else if (strcmp(k, "spans") == 0) {
-            spans = m;
-        }
-    }
-    size_t n = 0;
-    if (spans != NULL) {
-        TRY(get_array(d, &spans_path, spans, &n));
-    }
-    if (n > 0) {
-        ss->spans = clew__arena_alloc(d->arena, n * sizeof(clew_span_data));
-        if (ss->spans == NULL) {
-            return fail_alloc(d);
-        }
-    }
+    const json_t *spans;
+    path spans_path;
+    size_t n;
+    void *arr;
+    CLEW_TRY(decode_group(d, p, j, &scope_spans_shape, scope, &scope->schema_url, &spans_path,
+                          &spans, &arr, &n));
+    ss->spans = arr;
     for (size_t i = 0; i < n; i++) {
         path ip = {&spans_path, NULL, i};
         clew_span_data *s = &ss->spans[ss->n_spans];
@@ -862,7 +782,7 @@ static clew_status decode_scope_spans(jdec *d, const path *p, const json_t *j, c
         s->scope = scope;
         bool keep;
         pos->span = i;
-        TRY(decode_span(d, &ip, json_array_get(spans, i), s, pos, &keep));
+        CLEW_TRY(decode_span(d, &ip, json_array_get(spans, i), s, pos, &keep));
         if (keep) {
             ss->n_spans++;
         }
@@ -874,43 +794,24 @@ static clew_status decode_scope_spans(jdec *d, const path *p, const json_t *j, c
 static clew_status decode_resource_spans(jdec *d, const path *p, const json_t *j,
                                          clew_resource_spans *rs, span_pos *pos)
 {
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     clew_resource *res = clew__arena_alloc(d->arena, sizeof(*res));
     if (res == NULL) {
         return fail_alloc(d);
     }
     *res = (clew_resource){{NULL, 0, 0}, empty_str};
     *rs = (clew_resource_spans){res, NULL, 0};
-    const char *k;
-    json_t *m;
-    const json_t *scopes = NULL;
-    path scopes_path = {p, "scopeSpans", 0};
-    json_object_foreach((json_t *)j, k, m)
-    {
-        path kp = {p, k, 0};
-        if (strcmp(k, "resource") == 0) {
-            TRY(decode_resource(d, &kp, m, res));
-        } else if (is_key(k, "schemaUrl", "schema_url")) {
-            TRY(get_str(d, &kp, m, &res->schema_url));
-        } else if (is_key(k, "scopeSpans", "scope_spans")) {
-            scopes = m;
-            scopes_path.key = k;
-        }
-    }
-    size_t n = 0;
-    if (scopes != NULL) {
-        TRY(get_array(d, &scopes_path, scopes, &n));
-    }
-    if (n > 0) {
-        rs->scopes = clew__arena_alloc(d->arena, n * sizeof(clew_scope_spans));
-        if (rs->scopes == NULL) {
-            return fail_alloc(d);
-        }
-    }
+    const json_t *scopes;
+    path scopes_path;
+    size_t n;
+    void *arr;
+    CLEW_TRY(decode_group(d, p, j, &resource_spans_shape, res, &res->schema_url, &scopes_path,
+                          &scopes, &arr, &n));
+    rs->scopes = arr;
     for (size_t i = 0; i < n; i++) {
         path ip = {&scopes_path, NULL, i};
         pos->scope = i;
-        TRY(decode_scope_spans(d, &ip, json_array_get(scopes, i), &rs->scopes[i], res, pos));
+        CLEW_TRY(decode_scope_spans(d, &ip, json_array_get(scopes, i), &rs->scopes[i], res, pos));
         rs->n_scopes++;
     }
     return CLEW_OK;
@@ -927,21 +828,15 @@ static clew_status decode_root(jdec *d, const json_t *root, clew_batch *b)
         list = json_object_get(root, "resource_spans");
         rp.key = "resource_spans";
     }
-    size_t n = 0;
-    if (list != NULL) {
-        TRY(get_array(d, &rp, list, &n));
-    }
-    if (n > 0) {
-        b->rs = clew__arena_alloc(d->arena, n * sizeof(clew_resource_spans));
-        if (b->rs == NULL) {
-            return fail_alloc(d);
-        }
-    }
+    size_t n;
+    void *arr;
+    CLEW_TRY(get_array(d, &rp, list, sizeof(clew_resource_spans), "resource spans", &arr, &n));
+    b->rs = arr;
     span_pos pos = {0, 0, 0};
     for (size_t i = 0; i < n; i++) {
         path ip = {&rp, NULL, i};
         pos.rs = i;
-        TRY(decode_resource_spans(d, &ip, json_array_get(list, i), &b->rs[i], &pos));
+        CLEW_TRY(decode_resource_spans(d, &ip, json_array_get(list, i), &b->rs[i], &pos));
         b->n_rs++;
     }
     return CLEW_OK;
@@ -950,15 +845,8 @@ static clew_status decode_root(jdec *d, const json_t *root, clew_batch *b)
 clew_status clew__otlp_json_decode(const char *data, size_t len, clew_arena *arena, clew_batch *out,
                                    clew_error *err)
 {
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(data != NULL ? data : "", data != NULL ? len : 0, JSON_ALLOW_NUL, &jerr);
-    if (root == NULL) {
-        clew__error_set(err, jerr.position > 0 ? (size_t)jerr.position : 0,
-                        "JSON syntax error at line %d, column %d (byte %d): %s", jerr.line,
-                        jerr.column, jerr.position, jerr.text);
-        return CLEW_EPARSE;
-    }
+    json_t *root;
+    CLEW_TRY(clew__json_parse_body(data, len, err, &root));
     clew_batch b = {NULL, 0, 0, 0, {"", 0}};
     jdec d = {arena, err, &b, 0};
     clew_status rc = decode_root(&d, root, &b);

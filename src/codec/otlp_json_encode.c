@@ -20,22 +20,16 @@
  * Thread-safety: no shared state.
  */
 #include "codec/otlp.h"
+#include "common/base64.h"
 #include "common/hex.h"
+#include "common/try.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Every writer below returns early on the first failing append. */
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        clew_status rc_ = (expr);                                                                  \
-        if (rc_ != CLEW_OK) {                                                                      \
-            return rc_;                                                                            \
-        }                                                                                          \
-    } while (0)
-
+/* Every writer below returns early (CLEW_TRY) on the first failing append. */
 static clew_status lit(clew_buf *b, const char *s, size_t n)
 {
     return clew__buf_append(b, s, n);
@@ -67,7 +61,7 @@ static clew_status put_u64_str(clew_buf *b, uint64_t v)
     char tmp[24];
     char *p = u64_digits(v, tmp);
     *--p = '"';
-    TRY(lit(b, p, (size_t)(tmp + 24 - p)));
+    CLEW_TRY(lit(b, p, (size_t)(tmp + 24 - p)));
     return clew__buf_putc(b, '"');
 }
 
@@ -81,11 +75,12 @@ static clew_status put_i64_str(clew_buf *b, int64_t v)
         *--p = '-';
     }
     *--p = '"';
-    TRY(lit(b, p, (size_t)(tmp + 24 - p)));
+    CLEW_TRY(lit(b, p, (size_t)(tmp + 24 - p)));
     return clew__buf_putc(b, '"');
 }
 
-/* The shortest %.Ng (N = 1..17) that reads back as exactly d. */
+/* The shortest %.Ng (N = 1..17) that reads back as exactly d; proto3 JSON spells the
+ * non-finite values as strings. */
 static clew_status put_double(clew_buf *b, double d)
 {
     if (isnan(d)) {
@@ -94,68 +89,7 @@ static clew_status put_double(clew_buf *b, double d)
     if (isinf(d)) {
         return d > 0 ? LIT(b, "\"Infinity\"") : LIT(b, "\"-Infinity\"");
     }
-    char tmp[40];
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof(tmp) - 3, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) {
-            break;
-        }
-    }
-    if (n < 0) {
-        return CLEW_EINVAL;
-    }
-    /* snprintf and strtod follow LC_NUMERIC, which a host program may have set to a
-     * locale with a decimal comma; JSON always wants a point */
-    for (int i = 0; i < n; i++) {
-        if (tmp[i] == ',') {
-            tmp[i] = '.';
-        }
-    }
-    /* a bare integer would read back as a JSON integer and "-0" as zero: add ".0" */
-    if (strpbrk(tmp, ".eE") == NULL) {
-        tmp[n++] = '.';
-        tmp[n++] = '0';
-        tmp[n] = '\0';
-    }
-    return lit(b, tmp, (size_t)n);
-}
-
-static clew_status put_base64(clew_buf *b, const uint8_t *p, size_t n)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (n > (SIZE_MAX - 3) / 4 * 3) {
-        return CLEW_ETOOBIG;
-    }
-    size_t out = (n + 2) / 3 * 4;
-    TRY(clew__buf_reserve(b, out + 2));
-    char *w = b->data + b->len;
-    *w++ = '"';
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *w++ = al[v >> 18];
-        *w++ = al[(v >> 12) & 63];
-        *w++ = al[(v >> 6) & 63];
-        *w++ = al[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        *w++ = al[v >> 18];
-        *w++ = al[(v >> 12) & 63];
-        *w++ = '=';
-        *w++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        *w++ = al[v >> 18];
-        *w++ = al[(v >> 12) & 63];
-        *w++ = al[(v >> 6) & 63];
-        *w++ = '=';
-    }
-    *w++ = '"';
-    b->len = (size_t)(w - b->data);
-    b->data[b->len] = '\0';
-    return CLEW_OK;
+    return clew__buf_double(b, d, 1, true);
 }
 
 static clew_status put_str(clew_buf *b, clew_str s)
@@ -176,11 +110,11 @@ static clew_status put_hex(clew_buf *b, const uint8_t *p, size_t n)
 static clew_status key(clew_buf *b, bool *first, const char *k)
 {
     if (!*first) {
-        TRY(clew__buf_putc(b, ','));
+        CLEW_TRY(clew__buf_putc(b, ','));
     }
     *first = false;
-    TRY(clew__buf_putc(b, '"'));
-    TRY(clew__buf_puts(b, k));
+    CLEW_TRY(clew__buf_putc(b, '"'));
+    CLEW_TRY(clew__buf_puts(b, k));
     return LIT(b, "\":");
 }
 
@@ -192,44 +126,44 @@ static clew_status put_value(clew_buf *b, const clew_value *v)
     case CLEW_VALUE_EMPTY:
         return LIT(b, "{}");
     case CLEW_VALUE_STRING:
-        TRY(LIT(b, "{\"stringValue\":"));
-        TRY(put_str(b, v->u.s));
+        CLEW_TRY(LIT(b, "{\"stringValue\":"));
+        CLEW_TRY(put_str(b, v->u.s));
         break;
     case CLEW_VALUE_BOOL:
         return v->u.b ? LIT(b, "{\"boolValue\":true}") : LIT(b, "{\"boolValue\":false}");
     case CLEW_VALUE_INT:
-        TRY(LIT(b, "{\"intValue\":"));
-        TRY(put_i64_str(b, v->u.i));
+        CLEW_TRY(LIT(b, "{\"intValue\":"));
+        CLEW_TRY(put_i64_str(b, v->u.i));
         break;
     case CLEW_VALUE_DOUBLE:
-        TRY(LIT(b, "{\"doubleValue\":"));
-        TRY(put_double(b, v->u.d));
+        CLEW_TRY(LIT(b, "{\"doubleValue\":"));
+        CLEW_TRY(put_double(b, v->u.d));
         break;
     case CLEW_VALUE_BYTES:
-        TRY(LIT(b, "{\"bytesValue\":"));
-        TRY(put_base64(b, (const uint8_t *)v->u.s.ptr, v->u.s.len));
+        CLEW_TRY(LIT(b, "{\"bytesValue\":"));
+        CLEW_TRY(clew__buf_base64(b, (const uint8_t *)v->u.s.ptr, v->u.s.len, true));
         break;
     case CLEW_VALUE_ARRAY:
-        TRY(LIT(b, "{\"arrayValue\":{"));
+        CLEW_TRY(LIT(b, "{\"arrayValue\":{"));
         if (v->u.array.n) {
-            TRY(LIT(b, "\"values\":["));
+            CLEW_TRY(LIT(b, "\"values\":["));
             for (uint32_t i = 0; i < v->u.array.n; i++) {
                 if (i) {
-                    TRY(clew__buf_putc(b, ','));
+                    CLEW_TRY(clew__buf_putc(b, ','));
                 }
-                TRY(put_value(b, &v->u.array.items[i]));
+                CLEW_TRY(put_value(b, &v->u.array.items[i]));
             }
-            TRY(clew__buf_putc(b, ']'));
+            CLEW_TRY(clew__buf_putc(b, ']'));
         }
-        TRY(clew__buf_putc(b, '}'));
+        CLEW_TRY(clew__buf_putc(b, '}'));
         break;
     case CLEW_VALUE_KVLIST:
-        TRY(LIT(b, "{\"kvlistValue\":{"));
+        CLEW_TRY(LIT(b, "{\"kvlistValue\":{"));
         if (v->u.kvlist.n) {
-            TRY(LIT(b, "\"values\":"));
-            TRY(put_kvs(b, v->u.kvlist.items, v->u.kvlist.n));
+            CLEW_TRY(LIT(b, "\"values\":"));
+            CLEW_TRY(put_kvs(b, v->u.kvlist.items, v->u.kvlist.n));
         }
-        TRY(clew__buf_putc(b, '}'));
+        CLEW_TRY(clew__buf_putc(b, '}'));
         break;
     default:
         return LIT(b, "{}");
@@ -240,13 +174,13 @@ static clew_status put_value(clew_buf *b, const clew_value *v)
 /* A JSON array of KeyValue objects. */
 static clew_status put_kvs(clew_buf *b, const clew_kv *items, uint32_t n)
 {
-    TRY(clew__buf_putc(b, '['));
+    CLEW_TRY(clew__buf_putc(b, '['));
     for (uint32_t i = 0; i < n; i++) {
-        TRY(clew__buf_puts(b, i ? ",{\"key\":" : "{\"key\":"));
-        TRY(put_str(b, items[i].key));
-        TRY(LIT(b, ",\"value\":"));
-        TRY(put_value(b, &items[i].value));
-        TRY(clew__buf_putc(b, '}'));
+        CLEW_TRY(clew__buf_puts(b, i ? ",{\"key\":" : "{\"key\":"));
+        CLEW_TRY(put_str(b, items[i].key));
+        CLEW_TRY(LIT(b, ",\"value\":"));
+        CLEW_TRY(put_value(b, &items[i].value));
+        CLEW_TRY(clew__buf_putc(b, '}'));
     }
     return clew__buf_putc(b, ']');
 }
@@ -255,12 +189,12 @@ static clew_status put_kvs(clew_buf *b, const clew_kv *items, uint32_t n)
 static clew_status put_attrs(clew_buf *b, bool *first, const clew_attrs *a)
 {
     if (a->n) {
-        TRY(key(b, first, "attributes"));
-        TRY(put_kvs(b, a->items, a->n));
+        CLEW_TRY(key(b, first, "attributes"));
+        CLEW_TRY(put_kvs(b, a->items, a->n));
     }
     if (a->dropped) {
-        TRY(key(b, first, "droppedAttributesCount"));
-        TRY(put_u64(b, a->dropped));
+        CLEW_TRY(key(b, first, "droppedAttributesCount"));
+        CLEW_TRY(put_u64(b, a->dropped));
     }
     return CLEW_OK;
 }
@@ -270,7 +204,7 @@ static clew_status put_str_member(clew_buf *b, bool *first, const char *k, clew_
     if (s.len == 0) {
         return CLEW_OK;
     }
-    TRY(key(b, first, k));
+    CLEW_TRY(key(b, first, k));
     return put_str(b, s);
 }
 
@@ -279,7 +213,7 @@ static clew_status put_u32_member(clew_buf *b, bool *first, const char *k, uint3
     if (v == 0) {
         return CLEW_OK;
     }
-    TRY(key(b, first, k));
+    CLEW_TRY(key(b, first, k));
     return put_u64(b, v);
 }
 
@@ -288,7 +222,7 @@ static clew_status put_time_member(clew_buf *b, bool *first, const char *k, uint
     if (v == 0) {
         return CLEW_OK;
     }
-    TRY(key(b, first, k));
+    CLEW_TRY(key(b, first, k));
     return put_u64_str(b, v);
 }
 
@@ -304,63 +238,63 @@ static bool zero_bytes(const uint8_t *p, size_t n)
 static clew_status put_span(clew_buf *b, const clew_span_data *s)
 {
     bool first = true;
-    TRY(clew__buf_putc(b, '{'));
-    TRY(key(b, &first, "traceId"));
-    TRY(put_hex(b, s->trace_id.bytes, 16));
-    TRY(key(b, &first, "spanId"));
-    TRY(put_hex(b, s->span_id.bytes, 8));
-    TRY(put_str_member(b, &first, "traceState", s->trace_state));
+    CLEW_TRY(clew__buf_putc(b, '{'));
+    CLEW_TRY(key(b, &first, "traceId"));
+    CLEW_TRY(put_hex(b, s->trace_id.bytes, 16));
+    CLEW_TRY(key(b, &first, "spanId"));
+    CLEW_TRY(put_hex(b, s->span_id.bytes, 8));
+    CLEW_TRY(put_str_member(b, &first, "traceState", s->trace_state));
     if (!zero_bytes(s->parent_span_id.bytes, 8)) {
-        TRY(key(b, &first, "parentSpanId"));
-        TRY(put_hex(b, s->parent_span_id.bytes, 8));
+        CLEW_TRY(key(b, &first, "parentSpanId"));
+        CLEW_TRY(put_hex(b, s->parent_span_id.bytes, 8));
     }
-    TRY(put_u32_member(b, &first, "flags", s->flags));
-    TRY(put_str_member(b, &first, "name", s->name));
-    TRY(put_u32_member(b, &first, "kind", (uint32_t)s->kind));
-    TRY(put_time_member(b, &first, "startTimeUnixNano", s->start_ns));
-    TRY(put_time_member(b, &first, "endTimeUnixNano", s->end_ns));
-    TRY(put_attrs(b, &first, &s->attrs));
+    CLEW_TRY(put_u32_member(b, &first, "flags", s->flags));
+    CLEW_TRY(put_str_member(b, &first, "name", s->name));
+    CLEW_TRY(put_u32_member(b, &first, "kind", (uint32_t)s->kind));
+    CLEW_TRY(put_time_member(b, &first, "startTimeUnixNano", s->start_ns));
+    CLEW_TRY(put_time_member(b, &first, "endTimeUnixNano", s->end_ns));
+    CLEW_TRY(put_attrs(b, &first, &s->attrs));
     if (s->n_events) {
-        TRY(key(b, &first, "events"));
-        TRY(clew__buf_putc(b, '['));
+        CLEW_TRY(key(b, &first, "events"));
+        CLEW_TRY(clew__buf_putc(b, '['));
         for (uint32_t i = 0; i < s->n_events; i++) {
             const clew_event_data *e = &s->events[i];
             bool f2 = true;
-            TRY(clew__buf_puts(b, i ? ",{" : "{"));
-            TRY(put_time_member(b, &f2, "timeUnixNano", e->time_ns));
-            TRY(put_str_member(b, &f2, "name", e->name));
-            TRY(put_attrs(b, &f2, &e->attrs));
-            TRY(clew__buf_putc(b, '}'));
+            CLEW_TRY(clew__buf_puts(b, i ? ",{" : "{"));
+            CLEW_TRY(put_time_member(b, &f2, "timeUnixNano", e->time_ns));
+            CLEW_TRY(put_str_member(b, &f2, "name", e->name));
+            CLEW_TRY(put_attrs(b, &f2, &e->attrs));
+            CLEW_TRY(clew__buf_putc(b, '}'));
         }
-        TRY(clew__buf_putc(b, ']'));
+        CLEW_TRY(clew__buf_putc(b, ']'));
     }
-    TRY(put_u32_member(b, &first, "droppedEventsCount", s->dropped_events));
+    CLEW_TRY(put_u32_member(b, &first, "droppedEventsCount", s->dropped_events));
     if (s->n_links) {
-        TRY(key(b, &first, "links"));
-        TRY(clew__buf_putc(b, '['));
+        CLEW_TRY(key(b, &first, "links"));
+        CLEW_TRY(clew__buf_putc(b, '['));
         for (uint32_t i = 0; i < s->n_links; i++) {
             const clew_link_data *l = &s->links[i];
             bool f2 = true;
-            TRY(clew__buf_puts(b, i ? ",{" : "{"));
-            TRY(key(b, &f2, "traceId"));
-            TRY(put_hex(b, l->trace_id.bytes, 16));
-            TRY(key(b, &f2, "spanId"));
-            TRY(put_hex(b, l->span_id.bytes, 8));
-            TRY(put_str_member(b, &f2, "traceState", l->trace_state));
-            TRY(put_attrs(b, &f2, &l->attrs));
-            TRY(put_u32_member(b, &f2, "flags", l->flags));
-            TRY(clew__buf_putc(b, '}'));
+            CLEW_TRY(clew__buf_puts(b, i ? ",{" : "{"));
+            CLEW_TRY(key(b, &f2, "traceId"));
+            CLEW_TRY(put_hex(b, l->trace_id.bytes, 16));
+            CLEW_TRY(key(b, &f2, "spanId"));
+            CLEW_TRY(put_hex(b, l->span_id.bytes, 8));
+            CLEW_TRY(put_str_member(b, &f2, "traceState", l->trace_state));
+            CLEW_TRY(put_attrs(b, &f2, &l->attrs));
+            CLEW_TRY(put_u32_member(b, &f2, "flags", l->flags));
+            CLEW_TRY(clew__buf_putc(b, '}'));
         }
-        TRY(clew__buf_putc(b, ']'));
+        CLEW_TRY(clew__buf_putc(b, ']'));
     }
-    TRY(put_u32_member(b, &first, "droppedLinksCount", s->dropped_links));
+    CLEW_TRY(put_u32_member(b, &first, "droppedLinksCount", s->dropped_links));
     if (s->status_code || s->status_message.len) {
         bool f2 = true;
-        TRY(key(b, &first, "status"));
-        TRY(clew__buf_putc(b, '{'));
-        TRY(put_str_member(b, &f2, "message", s->status_message));
-        TRY(put_u32_member(b, &f2, "code", (uint32_t)s->status_code));
-        TRY(clew__buf_putc(b, '}'));
+        CLEW_TRY(key(b, &first, "status"));
+        CLEW_TRY(clew__buf_putc(b, '{'));
+        CLEW_TRY(put_str_member(b, &f2, "message", s->status_message));
+        CLEW_TRY(put_u32_member(b, &f2, "code", (uint32_t)s->status_code));
+        CLEW_TRY(clew__buf_putc(b, '}'));
     }
     return clew__buf_putc(b, '}');
 }
@@ -369,63 +303,63 @@ static clew_status put_scope_spans(clew_buf *b, const clew_scope_spans *ss)
 {
     bool first = true;
     const clew_scope *sc = ss->scope;
-    TRY(clew__buf_putc(b, '{'));
+    CLEW_TRY(clew__buf_putc(b, '{'));
     if (sc != NULL && (sc->name.len || sc->version.len || sc->attrs.n || sc->attrs.dropped)) {
         bool f2 = true;
-        TRY(key(b, &first, "scope"));
-        TRY(clew__buf_putc(b, '{'));
-        TRY(put_str_member(b, &f2, "name", sc->name));
-        TRY(put_str_member(b, &f2, "version", sc->version));
-        TRY(put_attrs(b, &f2, &sc->attrs));
-        TRY(clew__buf_putc(b, '}'));
+        CLEW_TRY(key(b, &first, "scope"));
+        CLEW_TRY(clew__buf_putc(b, '{'));
+        CLEW_TRY(put_str_member(b, &f2, "name", sc->name));
+        CLEW_TRY(put_str_member(b, &f2, "version", sc->version));
+        CLEW_TRY(put_attrs(b, &f2, &sc->attrs));
+        CLEW_TRY(clew__buf_putc(b, '}'));
     }
     if (ss->n_spans) {
-        TRY(key(b, &first, "spans"));
-        TRY(clew__buf_putc(b, '['));
+        CLEW_TRY(key(b, &first, "spans"));
+        CLEW_TRY(clew__buf_putc(b, '['));
         for (size_t i = 0; i < ss->n_spans; i++) {
             if (i) {
-                TRY(clew__buf_putc(b, ','));
+                CLEW_TRY(clew__buf_putc(b, ','));
             }
-            TRY(put_span(b, &ss->spans[i]));
+            CLEW_TRY(put_span(b, &ss->spans[i]));
         }
-        TRY(clew__buf_putc(b, ']'));
+        CLEW_TRY(clew__buf_putc(b, ']'));
     }
     if (sc != NULL) {
-        TRY(put_str_member(b, &first, "schemaUrl", sc->schema_url));
+        CLEW_TRY(put_str_member(b, &first, "schemaUrl", sc->schema_url));
     }
     return clew__buf_putc(b, '}');
 }
 
 clew_status clew__otlp_json_encode(const clew_batch *b, clew_buf *out)
 {
-    TRY(LIT(out, "{\"resourceSpans\":["));
+    CLEW_TRY(LIT(out, "{\"resourceSpans\":["));
     for (size_t i = 0; i < b->n_rs; i++) {
         const clew_resource_spans *rs = &b->rs[i];
         const clew_resource *r = rs->resource;
         bool first = true;
-        TRY(clew__buf_puts(out, i ? ",{" : "{"));
+        CLEW_TRY(clew__buf_puts(out, i ? ",{" : "{"));
         if (r != NULL && (r->attrs.n || r->attrs.dropped)) {
             bool f2 = true;
-            TRY(key(out, &first, "resource"));
-            TRY(clew__buf_putc(out, '{'));
-            TRY(put_attrs(out, &f2, &r->attrs));
-            TRY(clew__buf_putc(out, '}'));
+            CLEW_TRY(key(out, &first, "resource"));
+            CLEW_TRY(clew__buf_putc(out, '{'));
+            CLEW_TRY(put_attrs(out, &f2, &r->attrs));
+            CLEW_TRY(clew__buf_putc(out, '}'));
         }
         if (rs->n_scopes) {
-            TRY(key(out, &first, "scopeSpans"));
-            TRY(clew__buf_putc(out, '['));
+            CLEW_TRY(key(out, &first, "scopeSpans"));
+            CLEW_TRY(clew__buf_putc(out, '['));
             for (size_t j = 0; j < rs->n_scopes; j++) {
                 if (j) {
-                    TRY(clew__buf_putc(out, ','));
+                    CLEW_TRY(clew__buf_putc(out, ','));
                 }
-                TRY(put_scope_spans(out, &rs->scopes[j]));
+                CLEW_TRY(put_scope_spans(out, &rs->scopes[j]));
             }
-            TRY(clew__buf_putc(out, ']'));
+            CLEW_TRY(clew__buf_putc(out, ']'));
         }
         if (r != NULL) {
-            TRY(put_str_member(out, &first, "schemaUrl", r->schema_url));
+            CLEW_TRY(put_str_member(out, &first, "schemaUrl", r->schema_url));
         }
-        TRY(clew__buf_putc(out, '}'));
+        CLEW_TRY(clew__buf_putc(out, '}'));
     }
     return LIT(out, "]}");
 }
@@ -436,18 +370,18 @@ clew_status clew__otlp_json_encode_response(uint64_t rejected, clew_str message,
         return LIT(out, "{}");
     }
     bool first = true;
-    TRY(LIT(out, "{\"partialSuccess\":{"));
+    CLEW_TRY(LIT(out, "{\"partialSuccess\":{"));
     if (rejected) {
-        TRY(key(out, &first, "rejectedSpans"));
-        TRY(put_u64_str(out, rejected));
+        CLEW_TRY(key(out, &first, "rejectedSpans"));
+        CLEW_TRY(put_u64_str(out, rejected));
     }
-    TRY(put_str_member(out, &first, "errorMessage", message));
+    CLEW_TRY(put_str_member(out, &first, "errorMessage", message));
     return LIT(out, "}}");
 }
 
 clew_status clew__rpc_status_json_encode(int32_t code, clew_str message, clew_buf *out)
 {
-    TRY(clew__buf_printf(out, "{\"code\":%d,\"message\":", (int)code));
-    TRY(put_str(out, message));
+    CLEW_TRY(clew__buf_printf(out, "{\"code\":%d,\"message\":", (int)code));
+    CLEW_TRY(put_str(out, message));
     return clew__buf_putc(out, '}');
 }

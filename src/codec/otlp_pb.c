@@ -26,6 +26,8 @@
  */
 #include "codec/otlp.h"
 #include "common/alloc.h"
+#include "common/reject.h"
+#include "common/try.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -165,13 +167,7 @@ static clew_status fail(dec *d, const uint8_t *at, msg_kind m, uint32_t num, con
 
 static clew_status fail_alloc(dec *d)
 {
-    if (d->arena->over_limit) {
-        clew__error_set(d->err, 0, "decoded request exceeds the memory limit (%zu bytes)",
-                        d->arena->limit);
-        return CLEW_ETOOBIG;
-    }
-    clew__error_set(d->err, 0, "out of memory while decoding");
-    return CLEW_ENOMEM;
+    return clew__arena_fail(d->arena, d->err);
 }
 
 /* Reads a varint; false if it is truncated or longer than 10 bytes. Bits past
@@ -397,6 +393,23 @@ static clew_status count_fields(dec *d, const uint8_t *p, const uint8_t *end, ms
             c[1]++;
         } else if (f.num == n3) {
             c[2]++;
+        }
+    }
+    return CLEW_OK;
+}
+
+/* Sizes the repeated message field `num` of a message of kind m (the counting pass)
+ * and allocates that many elements of `elem` bytes; *out is NULL when there are none. */
+static clew_status alloc_repeated(dec *d, const uint8_t *p, const uint8_t *end, msg_kind m,
+                                  uint32_t num, size_t elem, void **out)
+{
+    size_t c[3];
+    CLEW_TRY(count_fields(d, p, end, m, num, 0, 0, c));
+    *out = NULL;
+    if (c[0] > 0) {
+        *out = clew__arena_alloc(d->arena, c[0] * elem);
+        if (*out == NULL) {
+            return fail_alloc(d);
         }
     }
     return CLEW_OK;
@@ -776,25 +789,14 @@ static clew_status reject(dec *d, const span_pos *pos, const char *fmt, ...)
 
 static clew_status reject(dec *d, const span_pos *pos, const char *fmt, ...)
 {
-    d->batch->rejected++;
-    if (d->batch->reject_reason.len != 0) {
-        return CLEW_OK;
-    }
-    char msg[200];
-    int n = snprintf(msg, sizeof(msg), "span %zu of scope %zu of resource %zu: ", pos->span,
-                     pos->scope, pos->rs);
-    if (n < 0 || (size_t)n >= sizeof(msg)) {
-        n = 0;
-    }
+    char why[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    d->batch->reject_reason = clew__arena_strdup(d->arena, msg, strlen(msg));
-    if (d->batch->reject_reason.ptr == NULL) {
-        return fail_alloc(d);
-    }
-    return CLEW_OK;
+    return clew__reject_note(&d->batch->rejected, &d->batch->reject_reason, d->arena, d->err,
+                             "span %zu of scope %zu of resource %zu: %s", pos->span, pos->scope,
+                             pos->rs, why);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -963,25 +965,17 @@ static const clew_span_data span_template = {
 static clew_status decode_scope_spans(dec *d, const uint8_t *p, const uint8_t *end,
                                       clew_scope_spans *ss, const clew_resource *res, span_pos *pos)
 {
-    size_t c[3];
-    clew_status rc = count_fields(d, p, end, M_SCOPE_SPANS, 2, 0, 0, c);
-    if (rc != CLEW_OK) {
-        return rc;
-    }
     clew_scope *scope = clew__arena_alloc(d->arena, sizeof(*scope));
     if (scope == NULL) {
         return fail_alloc(d);
     }
     *scope = (clew_scope){empty_str, empty_str, {NULL, 0, 0}, empty_str};
-    ss->scope = scope;
-    ss->spans = NULL;
-    ss->n_spans = 0;
-    if (c[0] > 0) {
-        ss->spans = clew__arena_alloc(d->arena, c[0] * sizeof(clew_span_data));
-        if (ss->spans == NULL) {
-            return fail_alloc(d);
-        }
+    void *spans;
+    clew_status rc = alloc_repeated(d, p, end, M_SCOPE_SPANS, 2, sizeof(clew_span_data), &spans);
+    if (rc != CLEW_OK) {
+        return rc;
     }
+    *ss = (clew_scope_spans){scope, spans, 0};
     pos->span = 0;
     while (p < end) {
         field f;
@@ -1018,25 +1012,18 @@ static clew_status decode_scope_spans(dec *d, const uint8_t *p, const uint8_t *e
 static clew_status decode_resource_spans(dec *d, const uint8_t *p, const uint8_t *end,
                                          clew_resource_spans *rs, span_pos *pos)
 {
-    size_t c[3];
-    clew_status rc = count_fields(d, p, end, M_RESOURCE_SPANS, 2, 0, 0, c);
-    if (rc != CLEW_OK) {
-        return rc;
-    }
     clew_resource *res = clew__arena_alloc(d->arena, sizeof(*res));
     if (res == NULL) {
         return fail_alloc(d);
     }
     *res = (clew_resource){{NULL, 0, 0}, empty_str};
-    rs->resource = res;
-    rs->scopes = NULL;
-    rs->n_scopes = 0;
-    if (c[0] > 0) {
-        rs->scopes = clew__arena_alloc(d->arena, c[0] * sizeof(clew_scope_spans));
-        if (rs->scopes == NULL) {
-            return fail_alloc(d);
-        }
+    void *scopes;
+    clew_status rc =
+        alloc_repeated(d, p, end, M_RESOURCE_SPANS, 2, sizeof(clew_scope_spans), &scopes);
+    if (rc != CLEW_OK) {
+        return rc;
     }
+    *rs = (clew_resource_spans){res, scopes, 0};
     /* the resource may follow the spans on the wire; spans hold its pointer, so
      * filling it in later is fine */
     pos->scope = 0;
@@ -1075,17 +1062,12 @@ clew_status clew__otlp_pb_decode(const uint8_t *data, size_t len, clew_arena *ar
     clew_batch b = {NULL, 0, 0, 0, {"", 0}};
     dec d = {data, arena, err, &b, 0};
     const uint8_t *p = data, *end = data + len;
-    size_t c[3];
-    clew_status rc = count_fields(&d, p, end, M_REQUEST, 1, 0, 0, c);
+    void *list;
+    clew_status rc = alloc_repeated(&d, p, end, M_REQUEST, 1, sizeof(clew_resource_spans), &list);
     if (rc != CLEW_OK) {
         return rc;
     }
-    if (c[0] > 0) {
-        b.rs = clew__arena_alloc(arena, c[0] * sizeof(clew_resource_spans));
-        if (b.rs == NULL) {
-            return fail_alloc(&d);
-        }
-    }
+    b.rs = list;
     span_pos pos = {0, 0, 0};
     while (p < end) {
         field f;
@@ -1161,6 +1143,19 @@ static size_t slot_close(enc *e, size_t slot, size_t tag_size, size_t body)
 static inline size_t len_field_size(size_t tag_size, size_t n)
 {
     return tag_size + varint_size(n) + n;
+}
+
+/* Size of a span's Status body (message, code); both passes need it. */
+static size_t status_body_size(const clew_span_data *s)
+{
+    size_t body = 0;
+    if (s->status_message.len) {
+        body += len_field_size(1, s->status_message.len);
+    }
+    if (s->status_code) {
+        body += 1 + varint_size((uint64_t)s->status_code);
+    }
+    return body;
 }
 
 static size_t size_kvs(enc *e, const clew_kv *items, uint32_t n, size_t tag_size);
@@ -1293,14 +1288,8 @@ static size_t size_span(enc *e, const clew_span_data *s)
         n += 1 + varint_size(s->dropped_links);
     }
     if (s->status_code || s->status_message.len) {
-        size_t body = 0;
-        if (s->status_message.len) {
-            body += len_field_size(1, s->status_message.len);
-        }
-        if (s->status_code) {
-            body += 1 + varint_size((uint64_t)s->status_code);
-        }
-        n += len_field_size(1, body); /* small and flat: recomputed when writing */
+        /* small and flat: recomputed when writing */
+        n += len_field_size(1, status_body_size(s));
     }
     return n;
 }
@@ -1526,15 +1515,8 @@ static void put_span(enc *e, const clew_span_data *s)
     }
     put_uint_field(e, 14, s->dropped_links);
     if (s->status_code || s->status_message.len) {
-        size_t body = 0;
-        if (s->status_message.len) {
-            body += len_field_size(1, s->status_message.len);
-        }
-        if (s->status_code) {
-            body += 1 + varint_size((uint64_t)s->status_code);
-        }
         put_tag(e, 15, WT_LEN);
-        put_varint(e, body);
+        put_varint(e, status_body_size(s));
         if (s->status_message.len) {
             put_len_field(e, 2, s->status_message.ptr, s->status_message.len);
         }
@@ -1608,49 +1590,28 @@ clew_status clew__otlp_pb_encode(const clew_batch *b, clew_buf *out)
 
 /* ---- responses ---- */
 
-clew_status clew__otlp_pb_encode_response(uint64_t rejected, clew_str message, clew_buf *out)
+/* Appends a message of varint field 1 (`v`, left out when 0) and string field 2
+ * (left out when empty), the shape of both ExportTracePartialSuccess and
+ * google.rpc.Status; `wrapped` puts it in field 1 of an outer message, which is
+ * left out as a whole when the inner one is empty. */
+static clew_status put_code_message(clew_buf *out, uint64_t v, clew_str message, bool wrapped)
 {
-    if (rejected == 0 && message.len == 0) {
-        return CLEW_OK; /* an empty ExportTraceServiceResponse is zero bytes */
+    size_t body = (v ? 1 + varint_size(v) : 0) + (message.len ? len_field_size(1, message.len) : 0);
+    if (wrapped && body == 0) {
+        return CLEW_OK;
     }
-    size_t body = 0;
-    if (rejected) {
-        body += 1 + varint_size(rejected);
-    }
-    if (message.len) {
-        body += len_field_size(1, message.len);
-    }
-    size_t total = len_field_size(1, body);
+    size_t total = wrapped ? len_field_size(1, body) : body;
     clew_status rc = clew__buf_reserve(out, total);
     if (rc != CLEW_OK) {
         return rc;
     }
     enc e = {0};
     e.w = (uint8_t *)out->data + out->len;
-    put_tag(&e, 1, WT_LEN);
-    put_varint(&e, body);
-    put_uint_field(&e, 1, rejected);
-    if (message.len) {
-        put_len_field(&e, 2, message.ptr, message.len);
+    if (wrapped) {
+        put_tag(&e, 1, WT_LEN);
+        put_varint(&e, body);
     }
-    out->len += total;
-    out->data[out->len] = '\0';
-    return CLEW_OK;
-}
-
-clew_status clew__rpc_status_pb_encode(int32_t code, clew_str message, clew_buf *out)
-{
-    /* int32 is sign-extended to 64 bits on the wire, so a negative code takes 10 bytes */
-    uint64_t c = (uint64_t)(int64_t)code;
-    size_t total =
-        (code ? 1 + varint_size(c) : 0) + (message.len ? len_field_size(1, message.len) : 0);
-    clew_status rc = clew__buf_reserve(out, total);
-    if (rc != CLEW_OK) {
-        return rc;
-    }
-    enc e = {0};
-    e.w = (uint8_t *)out->data + out->len;
-    put_uint_field(&e, 1, c);
+    put_uint_field(&e, 1, v);
     if (message.len) {
         put_len_field(&e, 2, message.ptr, message.len);
     }
@@ -1659,4 +1620,16 @@ clew_status clew__rpc_status_pb_encode(int32_t code, clew_str message, clew_buf 
         out->data[out->len] = '\0';
     }
     return CLEW_OK;
+}
+
+clew_status clew__otlp_pb_encode_response(uint64_t rejected, clew_str message, clew_buf *out)
+{
+    /* an empty ExportTraceServiceResponse is zero bytes */
+    return put_code_message(out, rejected, message, true);
+}
+
+clew_status clew__rpc_status_pb_encode(int32_t code, clew_str message, clew_buf *out)
+{
+    /* int32 is sign-extended to 64 bits on the wire, so a negative code takes 10 bytes */
+    return put_code_message(out, (uint64_t)(int64_t)code, message, false);
 }

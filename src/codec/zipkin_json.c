@@ -28,9 +28,13 @@
  * Thread-safety: no shared state.
  */
 #include "codec/zipkin.h"
+#include "codec/codec_util.h"
 #include "common/alloc.h"
+#include "common/base64.h"
 #include "common/hash.h"
 #include "common/hex.h"
+#include "common/reject.h"
+#include "common/try.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -53,14 +57,6 @@
 /* Nesting of attribute values carried in annotation/link JSON. */
 #define MAX_VALUE_DEPTH 64
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        clew_status rc_ = (expr);                                                                  \
-        if (rc_ != CLEW_OK) {                                                                      \
-            return rc_;                                                                            \
-        }                                                                                          \
-    } while (0)
-
 #define LIT(b, s) clew__buf_append((b), (s), sizeof(s) - 1)
 
 static const clew_str empty_str = {"", 0};
@@ -75,13 +71,7 @@ static bool str_is(clew_str s, const char *lit)
 /* decoding                                                                 */
 /* ======================================================================== */
 
-/* The path to the value being decoded, as a chain of stack frames; only turned
- * into text when an error is reported. */
-typedef struct path {
-    const struct path *up;
-    const char *key; /* member name, or NULL for an array index */
-    size_t index;
-} path;
+typedef clew__jpath path;
 
 /* One resource per distinct localEndpoint.serviceName. */
 typedef struct res_group {
@@ -118,43 +108,14 @@ typedef struct zdec {
     int value_depth;
 } zdec;
 
-static size_t path_format(const path *p, char *out, size_t cap)
-{
-    if (p == NULL) {
-        return 0;
-    }
-    size_t n = path_format(p->up, out, cap);
-    int w;
-    if (p->key != NULL) {
-        w = snprintf(out + n, cap - n, "%s%s", n ? "." : "", p->key);
-    } else {
-        w = snprintf(out + n, cap - n, "[%zu]", p->index);
-    }
-    if (w < 0) {
-        return n;
-    }
-    n += (size_t)w;
-    return n < cap ? n : cap - 1;
-}
-
 static clew_status fail(zdec *d, const path *p, const char *what)
 {
-    char where[160];
-    where[0] = '\0';
-    path_format(p, where, sizeof(where));
-    clew__error_set(d->err, 0, "%s: %s", where[0] ? where : "(document)", what);
-    return CLEW_EPARSE;
+    return clew__jpath_fail(d->err, p, what);
 }
 
 static clew_status fail_alloc(zdec *d)
 {
-    if (d->arena->over_limit) {
-        clew__error_set(d->err, 0, "decoded request exceeds the memory limit (%zu bytes)",
-                        d->arena->limit);
-        return CLEW_ETOOBIG;
-    }
-    clew__error_set(d->err, 0, "out of memory while decoding");
-    return CLEW_ENOMEM;
+    return clew__arena_fail(d->arena, d->err);
 }
 
 static clew_status copy_str(zdec *d, const char *s, size_t len, clew_str *out)
@@ -225,7 +186,7 @@ static clew_status get_bool(zdec *d, const path *p, const json_t *j, bool *out)
 
 static clew_status need_object(zdec *d, const path *p, const json_t *j)
 {
-    return json_is_object(j) ? CLEW_OK : fail(d, p, "expected an object");
+    return clew__json_need_object(d->err, p, j);
 }
 
 /* ---- interning tables ---- */
@@ -279,7 +240,7 @@ static clew_status intern_resource(zdec *d, clew_str service, bool has_service, 
     g->service = empty_str;
     g->n_scopes = 0;
     if (has_service) {
-        TRY(copy_str(d, service.ptr, service.len, &g->service));
+        CLEW_TRY(copy_str(d, service.ptr, service.len, &g->service));
         clew_kv *kv = clew__arena_alloc(d->arena, sizeof(*kv));
         if (kv == NULL) {
             return fail_alloc(d);
@@ -387,8 +348,8 @@ static clew_status json_to_attrs(zdec *d, const json_t *obj, clew_attrs *out)
     json_object_foreach((json_t *)obj, k, m)
     {
         clew_kv *kv = &out->items[out->n];
-        TRY(copy_str(d, k, strlen(k), &kv->key));
-        TRY(json_to_value(d, m, &kv->value));
+        CLEW_TRY(copy_str(d, k, strlen(k), &kv->key));
+        CLEW_TRY(json_to_value(d, m, &kv->value));
         out->n++;
     }
     return CLEW_OK;
@@ -465,17 +426,18 @@ static clew_status decode_endpoint(zdec *d, const path *p, const json_t *j, endp
     if (j == NULL || json_is_null(j)) {
         return CLEW_OK;
     }
-    TRY(need_object(d, p, j));
+    CLEW_TRY(need_object(d, p, j));
     path sp = {p, "serviceName", 0};
-    TRY(get_raw_str(d, &sp, json_object_get(j, "serviceName"), &ep->service, &ep->has_service));
+    CLEW_TRY(
+        get_raw_str(d, &sp, json_object_get(j, "serviceName"), &ep->service, &ep->has_service));
     ep->has_service = ep->has_service && ep->service.len > 0;
     clew_str v4, v6;
     bool has_v4, has_v6;
     path p4 = {p, "ipv4", 0}, p6 = {p, "ipv6", 0}, pp = {p, "port", 0};
-    TRY(get_raw_str(d, &p4, json_object_get(j, "ipv4"), &v4, &has_v4));
-    TRY(get_raw_str(d, &p6, json_object_get(j, "ipv6"), &v6, &has_v6));
+    CLEW_TRY(get_raw_str(d, &p4, json_object_get(j, "ipv4"), &v4, &has_v4));
+    CLEW_TRY(get_raw_str(d, &p6, json_object_get(j, "ipv6"), &v6, &has_v6));
     bool has_port;
-    TRY(get_int(d, &pp, json_object_get(j, "port"), &ep->port, &has_port));
+    CLEW_TRY(get_int(d, &pp, json_object_get(j, "port"), &ep->port, &has_port));
     /* as Zipkin itself does, an address that does not parse is ignored; the IPv6
      * one wins when both are given, as in the Collector */
     ep->has_addr = (has_v6 && normalise_addr(v6, AF_INET6, ep->addr)) ||
@@ -488,33 +450,21 @@ static clew_status decode_endpoint(zdec *d, const path *p, const json_t *j, endp
 
 static clew_status decode_annotations(zdec *d, const path *p, const json_t *j, clew_span_data *s)
 {
-    if (j == NULL || json_is_null(j)) {
-        return CLEW_OK;
-    }
-    if (!json_is_array(j)) {
-        return fail(d, p, "expected an array");
-    }
-    size_t n = json_array_size(j);
-    if (n == 0) {
-        return CLEW_OK;
-    }
-    if (n > UINT32_MAX) {
-        return fail(d, p, "too many annotations");
-    }
-    s->events = clew__arena_alloc(d->arena, n * sizeof(clew_event_data));
-    if (s->events == NULL) {
-        return fail_alloc(d);
-    }
+    size_t n;
+    void *arr;
+    CLEW_TRY(clew__json_array_alloc(d->arena, d->err, p, j, sizeof(clew_event_data), "annotations",
+                                    &arr, &n));
+    s->events = arr;
     for (size_t i = 0; i < n; i++) {
         path ip = {p, NULL, i};
         const json_t *o = json_array_get(j, i);
-        TRY(need_object(d, &ip, o));
+        CLEW_TRY(need_object(d, &ip, o));
         path tp = {&ip, "timestamp", 0}, vp = {&ip, "value", 0};
         int64_t ts;
         bool has_ts, has_value;
         clew_str value;
-        TRY(get_int(d, &tp, json_object_get(o, "timestamp"), &ts, &has_ts));
-        TRY(get_raw_str(d, &vp, json_object_get(o, "value"), &value, &has_value));
+        CLEW_TRY(get_int(d, &tp, json_object_get(o, "timestamp"), &ts, &has_ts));
+        CLEW_TRY(get_raw_str(d, &vp, json_object_get(o, "value"), &value, &has_value));
         if (!has_ts || ts <= 0 || (uint64_t)ts > UINT64_MAX / 1000) {
             /* an event needs a time: drop it and count it */
             s->dropped_events++;
@@ -536,14 +486,14 @@ static clew_status decode_annotations(zdec *d, const path *p, const json_t *j, c
         uint32_t dropped = 0;
         if (first != NULL && last > first &&
             parse_u32(last + 1, (size_t)(value.ptr + value.len - last - 1), &dropped)) {
-            TRY(parse_json_attrs(d, first + 1, (size_t)(last - first - 1), &e->attrs, &split));
+            CLEW_TRY(parse_json_attrs(d, first + 1, (size_t)(last - first - 1), &e->attrs, &split));
         }
         if (split) {
             e->attrs.dropped = dropped;
-            TRY(copy_str(d, value.ptr, (size_t)(first - value.ptr), &e->name));
+            CLEW_TRY(copy_str(d, value.ptr, (size_t)(first - value.ptr), &e->name));
         } else {
             e->attrs = (clew_attrs){NULL, 0, 0};
-            TRY(copy_str(d, value.ptr, value.len, &e->name));
+            CLEW_TRY(copy_str(d, value.ptr, value.len, &e->name));
         }
         s->n_events++;
     }
@@ -597,12 +547,12 @@ static clew_status parse_link(zdec *d, clew_str v, clew_link_data *l, bool *ok)
         return CLEW_OK;
     }
     bool json_ok;
-    TRY(parse_json_attrs(d, p3 + 1, (size_t)(p4 - p3 - 1), &l->attrs, &json_ok));
+    CLEW_TRY(parse_json_attrs(d, p3 + 1, (size_t)(p4 - p3 - 1), &l->attrs, &json_ok));
     if (!json_ok) {
         return CLEW_OK;
     }
     l->attrs.dropped = dropped;
-    TRY(copy_str(d, p2 + 1, (size_t)(p3 - p2 - 1), &l->trace_state));
+    CLEW_TRY(copy_str(d, p2 + 1, (size_t)(p3 - p2 - 1), &l->trace_state));
     *ok = true;
     return CLEW_OK;
 }
@@ -642,7 +592,7 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
     ti->scope_version = empty_str;
     size_t n_tags = 0;
     if (tags != NULL && !json_is_null(tags)) {
-        TRY(need_object(d, p, tags));
+        CLEW_TRY(need_object(d, p, tags));
         n_tags = json_object_size(tags);
         const char *k;
         json_t *v;
@@ -668,14 +618,14 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
         const json_t *v;
         if ((v = json_object_get(tags, "otel.scope.name")) != NULL ||
             (v = json_object_get(tags, "otel.library.name")) != NULL) {
-            TRY(json_is_null(v) ? CLEW_OK : tag_text(d, v, &ti->scope_name));
+            CLEW_TRY(json_is_null(v) ? CLEW_OK : tag_text(d, v, &ti->scope_name));
         }
         if ((v = json_object_get(tags, "otel.scope.version")) != NULL ||
             (v = json_object_get(tags, "otel.library.version")) != NULL) {
-            TRY(json_is_null(v) ? CLEW_OK : tag_text(d, v, &ti->scope_version));
+            CLEW_TRY(json_is_null(v) ? CLEW_OK : tag_text(d, v, &ti->scope_version));
         }
         if ((v = json_object_get(tags, "w3c.tracestate")) != NULL && !json_is_null(v)) {
-            TRY(tag_text(d, v, &s->trace_state));
+            CLEW_TRY(tag_text(d, v, &s->trace_state));
         }
         if (!has_kind && (v = json_object_get(tags, "span.kind")) != NULL) {
             consume_kind = true;
@@ -692,7 +642,7 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
             }
             if ((v = json_object_get(tags, "otel.status_description")) != NULL &&
                 !json_is_null(v)) {
-                TRY(tag_text(d, v, &s->status_message));
+                CLEW_TRY(tag_text(d, v, &s->status_message));
                 consume_desc = true;
             }
         }
@@ -701,7 +651,7 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
              * unless it is just "true" (the Collector drops that tag). "false" is no
              * error at all and stays a plain tag. */
             clew_str ev;
-            TRY(tag_text(d, v, &ev));
+            CLEW_TRY(tag_text(d, v, &ev));
             if (!str_is(ev, "false")) {
                 s->status_code = CLEW_STATUS_ERROR;
                 if (str_is(ev, "true") || ev.len == 0) {
@@ -735,7 +685,7 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
                 continue;
             }
             clew_str lv = {json_string_value(v), json_string_length(v)};
-            TRY(parse_link(d, lv, &s->links[s->n_links], &link_ok[i]));
+            CLEW_TRY(parse_link(d, lv, &s->links[s->n_links], &link_ok[i]));
             if (link_ok[i]) {
                 s->n_links++;
             }
@@ -761,9 +711,9 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
                 continue;
             }
             clew_kv *kv = &s->attrs.items[s->attrs.n];
-            TRY(copy_str(d, k, strlen(k), &kv->key));
+            CLEW_TRY(copy_str(d, k, strlen(k), &kv->key));
             kv->value.type = CLEW_VALUE_STRING;
-            TRY(tag_text(d, m, &kv->value.u.s));
+            CLEW_TRY(tag_text(d, m, &kv->value.u.s));
             s->attrs.n++;
         }
     }
@@ -794,7 +744,7 @@ static clew_status decode_tags(zdec *d, const path *p, const json_t *tags, bool 
             val.u.i = ep[e].i;
         } else {
             val.type = CLEW_VALUE_STRING;
-            TRY(copy_str(d, ep[e].s, ep[e].len, &val.u.s));
+            CLEW_TRY(copy_str(d, ep[e].s, ep[e].len, &val.u.s));
         }
         size_t klen = strlen(ep[e].key);
         clew_kv *slot = NULL;
@@ -853,14 +803,8 @@ static clew_span_id derive_shared_id(const clew_trace_id *trace, const clew_span
 
 static clew_status reject(zdec *d, size_t index, const char *why)
 {
-    d->batch->rejected++;
-    if (d->batch->reject_reason.len != 0) {
-        return CLEW_OK;
-    }
-    char msg[160];
-    int n = snprintf(msg, sizeof(msg), "span [%zu]: %s", index, why);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-    return copy_str(d, msg, len, &d->batch->reject_reason);
+    return clew__reject_note(&d->batch->rejected, &d->batch->reject_reason, d->arena, d->err,
+                             "span [%zu]: %s", index, why);
 }
 
 static clew_status decode_span(zdec *d, size_t index, const json_t *o, clew_span_data *s,
@@ -868,7 +812,7 @@ static clew_status decode_span(zdec *d, size_t index, const json_t *o, clew_span
 {
     *keep = false;
     path ip = {NULL, NULL, index};
-    TRY(need_object(d, &ip, o));
+    CLEW_TRY(need_object(d, &ip, o));
     *s = (clew_span_data){.trace_state = empty_str, .name = empty_str, .status_message = empty_str};
 
     path p_trace = {&ip, "traceId", 0}, p_id = {&ip, "id", 0}, p_parent = {&ip, "parentId", 0};
@@ -882,19 +826,19 @@ static clew_status decode_span(zdec *d, size_t index, const json_t *o, clew_span
     clew_str trace_s, id_s, parent_s, name, kind;
     bool has_trace, has_id, has_parent, has_name, has_kind, has_ts, has_dur, debug, shared;
     int64_t ts, dur;
-    TRY(get_raw_str(d, &p_trace, json_object_get(o, "traceId"), &trace_s, &has_trace));
-    TRY(get_raw_str(d, &p_id, json_object_get(o, "id"), &id_s, &has_id));
-    TRY(get_raw_str(d, &p_parent, json_object_get(o, "parentId"), &parent_s, &has_parent));
-    TRY(get_raw_str(d, &p_name, json_object_get(o, "name"), &name, &has_name));
-    TRY(get_raw_str(d, &p_kind, json_object_get(o, "kind"), &kind, &has_kind));
-    TRY(get_int(d, &p_ts, json_object_get(o, "timestamp"), &ts, &has_ts));
-    TRY(get_int(d, &p_dur, json_object_get(o, "duration"), &dur, &has_dur));
-    TRY(get_bool(d, &p_debug, json_object_get(o, "debug"), &debug));
-    TRY(get_bool(d, &p_shared, json_object_get(o, "shared"), &shared));
+    CLEW_TRY(get_raw_str(d, &p_trace, json_object_get(o, "traceId"), &trace_s, &has_trace));
+    CLEW_TRY(get_raw_str(d, &p_id, json_object_get(o, "id"), &id_s, &has_id));
+    CLEW_TRY(get_raw_str(d, &p_parent, json_object_get(o, "parentId"), &parent_s, &has_parent));
+    CLEW_TRY(get_raw_str(d, &p_name, json_object_get(o, "name"), &name, &has_name));
+    CLEW_TRY(get_raw_str(d, &p_kind, json_object_get(o, "kind"), &kind, &has_kind));
+    CLEW_TRY(get_int(d, &p_ts, json_object_get(o, "timestamp"), &ts, &has_ts));
+    CLEW_TRY(get_int(d, &p_dur, json_object_get(o, "duration"), &dur, &has_dur));
+    CLEW_TRY(get_bool(d, &p_debug, json_object_get(o, "debug"), &debug));
+    CLEW_TRY(get_bool(d, &p_shared, json_object_get(o, "shared"), &shared));
     endpoint local, remote;
-    TRY(decode_endpoint(d, &p_local, json_object_get(o, "localEndpoint"), &local));
-    TRY(decode_endpoint(d, &p_remote, json_object_get(o, "remoteEndpoint"), &remote));
-    TRY(decode_annotations(d, &p_ann, json_object_get(o, "annotations"), s));
+    CLEW_TRY(decode_endpoint(d, &p_local, json_object_get(o, "localEndpoint"), &local));
+    CLEW_TRY(decode_endpoint(d, &p_remote, json_object_get(o, "remoteEndpoint"), &remote));
+    CLEW_TRY(decode_annotations(d, &p_ann, json_object_get(o, "annotations"), s));
 
     /* kind: unknown names read as "no kind", as in the Collector */
     s->kind = CLEW_KIND_UNSPECIFIED;
@@ -911,8 +855,9 @@ static clew_status decode_span(zdec *d, size_t index, const json_t *o, clew_span
         known_kind = false;
     }
     tag_info ti;
-    TRY(decode_tags(d, &p_tags, json_object_get(o, "tags"), known_kind, &local, &remote, s, &ti));
-    TRY(copy_str(d, name.ptr, name.len, &s->name));
+    CLEW_TRY(
+        decode_tags(d, &p_tags, json_object_get(o, "tags"), known_kind, &local, &remote, s, &ti));
+    CLEW_TRY(copy_str(d, name.ptr, name.len, &s->name));
     if (debug) {
         s->flags |= CLEW_FLAG_SAMPLED;
     }
@@ -958,8 +903,8 @@ static clew_status decode_span(zdec *d, size_t index, const json_t *o, clew_span
     }
 
     uint32_t res;
-    TRY(intern_resource(d, local.service, local.has_service, &res));
-    TRY(intern_scope(d, res, ti.scope_name, ti.scope_version, group));
+    CLEW_TRY(intern_resource(d, local.service, local.has_service, &res));
+    CLEW_TRY(intern_scope(d, res, ti.scope_name, ti.scope_version, group));
     s->resource = d->res[res].res;
     s->scope = d->groups[*group].scope;
     *keep = true;
@@ -1036,43 +981,17 @@ static clew_status decode_root(zdec *d, const json_t *root)
     if (spans == NULL || group == NULL || d->res == NULL || d->groups == NULL) {
         return fail_alloc(d);
     }
-    TRY(itable_init(d, &d->res_tab, n));
-    TRY(itable_init(d, &d->group_tab, n));
+    CLEW_TRY(itable_init(d, &d->res_tab, n));
+    CLEW_TRY(itable_init(d, &d->group_tab, n));
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         bool keep;
-        TRY(decode_span(d, i, json_array_get(root, i), &spans[kept], &group[kept], &keep));
+        CLEW_TRY(decode_span(d, i, json_array_get(root, i), &spans[kept], &group[kept], &keep));
         if (keep) {
             kept++;
         }
     }
     return build_batch(d, spans, group, kept);
-}
-
-clew_status clew__zipkin_v2_decode(const char *data, size_t len, clew_arena *arena, clew_batch *out,
-                                   clew_error *err)
-{
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(data != NULL ? data : "", data != NULL ? len : 0, JSON_ALLOW_NUL, &jerr);
-    if (root == NULL) {
-        clew__error_set(err, jerr.position > 0 ? (size_t)jerr.position : 0,
-                        "JSON syntax error at line %d, column %d (byte %d): %s", jerr.line,
-                        jerr.column, jerr.position, jerr.text);
-        return CLEW_EPARSE;
-    }
-    clew_batch b = {NULL, 0, 0, 0, {"", 0}};
-    zdec d;
-    memset(&d, 0, sizeof(d));
-    d.arena = arena;
-    d.err = err;
-    d.batch = &b;
-    clew_status rc = decode_root(&d, root);
-    json_decref(root);
-    if (rc == CLEW_OK) {
-        *out = b;
-    }
-    return rc;
 }
 
 /* ======================================================================== */
@@ -1088,7 +1007,7 @@ static clew_status v1_endpoint(zdec *d, const path *p, const json_t *j, json_t *
         return CLEW_OK;
     }
     endpoint ep;
-    TRY(decode_endpoint(d, p, j, &ep)); /* type checks with the v1 path */
+    CLEW_TRY(decode_endpoint(d, p, j, &ep)); /* type checks with the v1 path */
     json_t *o = json_object();
     if (o == NULL) {
         return fail_alloc(d);
@@ -1121,6 +1040,24 @@ typedef struct v1_part {
     json_t *tags;           /* borrowed */
 } v1_part;
 
+/* Starts a part: its v2 object, annotations and tags, all or none (on failure the
+ * part is left empty). */
+static clew_status new_part(zdec *d, v1_part *pt)
+{
+    memset(pt, 0, sizeof(*pt));
+    pt->obj = json_object();
+    pt->annotations = json_array();
+    pt->tags = json_object();
+    if (pt->obj == NULL || pt->annotations == NULL || pt->tags == NULL) {
+        json_decref(pt->obj);
+        json_decref(pt->annotations);
+        json_decref(pt->tags);
+        memset(pt, 0, sizeof(*pt));
+        return fail_alloc(d);
+    }
+    return CLEW_OK;
+}
+
 static bool put_int(json_t *o, const char *k, int64_t v)
 {
     return json_object_set_new(o, k, json_integer((json_int_t)v)) == 0;
@@ -1137,21 +1074,21 @@ static bool put_int(json_t *o, const char *k, int64_t v)
 static clew_status v1_convert_span(zdec *d, size_t index, const json_t *o, json_t *out_list)
 {
     path ip = {NULL, NULL, index};
-    TRY(need_object(d, &ip, o));
+    CLEW_TRY(need_object(d, &ip, o));
     /* type checks of the scalar members, with v1 paths */
     static const char *const str_keys[] = {"traceId", "traceIdHigh", "id", "parentId", "name"};
     for (size_t i = 0; i < sizeof(str_keys) / sizeof(*str_keys); i++) {
         path kp = {&ip, str_keys[i], 0};
         clew_str sv;
         bool has;
-        TRY(get_raw_str(d, &kp, json_object_get(o, str_keys[i]), &sv, &has));
+        CLEW_TRY(get_raw_str(d, &kp, json_object_get(o, str_keys[i]), &sv, &has));
     }
     path p_ts = {&ip, "timestamp", 0}, p_dur = {&ip, "duration", 0}, p_dbg = {&ip, "debug", 0};
     int64_t ts, dur;
     bool has_ts, has_dur, debug;
-    TRY(get_int(d, &p_ts, json_object_get(o, "timestamp"), &ts, &has_ts));
-    TRY(get_int(d, &p_dur, json_object_get(o, "duration"), &dur, &has_dur));
-    TRY(get_bool(d, &p_dbg, json_object_get(o, "debug"), &debug));
+    CLEW_TRY(get_int(d, &p_ts, json_object_get(o, "timestamp"), &ts, &has_ts));
+    CLEW_TRY(get_int(d, &p_dur, json_object_get(o, "duration"), &dur, &has_dur));
+    CLEW_TRY(get_bool(d, &p_dbg, json_object_get(o, "debug"), &debug));
 
     /* annotations: find the core ones */
     const json_t *anns = json_object_get(o, "annotations");
@@ -1262,15 +1199,7 @@ static clew_status v1_convert_span(zdec *d, size_t index, const json_t *o, json_
             continue;
         }
         v1_part *pt = &parts[n_parts];
-        memset(pt, 0, sizeof(*pt));
-        pt->obj = json_object();
-        pt->annotations = json_array();
-        pt->tags = json_object();
-        if (pt->obj == NULL || pt->annotations == NULL || pt->tags == NULL) {
-            json_decref(pt->obj);
-            json_decref(pt->annotations);
-            json_decref(pt->tags);
-            rc = fail_alloc(d);
+        if ((rc = new_part(d, pt)) != CLEW_OK) {
             break;
         }
         n_parts++;
@@ -1313,16 +1242,7 @@ static clew_status v1_convert_span(zdec *d, size_t index, const json_t *o, json_
     if (rc == CLEW_OK && n_parts == 0) {
         /* a local span: the lc endpoint, else the first annotation's */
         v1_part *pt = &parts[0];
-        memset(pt, 0, sizeof(*pt));
-        pt->obj = json_object();
-        pt->annotations = json_array();
-        pt->tags = json_object();
-        if (pt->obj == NULL || pt->annotations == NULL || pt->tags == NULL) {
-            json_decref(pt->obj);
-            json_decref(pt->annotations);
-            json_decref(pt->tags);
-            rc = fail_alloc(d);
-        } else {
+        if ((rc = new_part(d, pt)) == CLEW_OK) {
             n_parts = 1;
             bool ok = true;
             if (has_ts) {
@@ -1486,18 +1406,29 @@ static clew_status v1_convert_span(zdec *d, size_t index, const json_t *o, json_
     return rc;
 }
 
-clew_status clew__zipkin_v1_decode(const char *data, size_t len, clew_arena *arena, clew_batch *out,
-                                   clew_error *err)
+/* A v1 request (a JSON array of v1 spans) as the v2 array the decoder reads; *out is
+ * set (possibly partly filled) whenever it was created, for the caller to release. */
+static clew_status v1_convert(zdec *d, const json_t *root, json_t **out)
 {
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(data != NULL ? data : "", data != NULL ? len : 0, JSON_ALLOW_NUL, &jerr);
-    if (root == NULL) {
-        clew__error_set(err, jerr.position > 0 ? (size_t)jerr.position : 0,
-                        "JSON syntax error at line %d, column %d (byte %d): %s", jerr.line,
-                        jerr.column, jerr.position, jerr.text);
-        return CLEW_EPARSE;
+    *out = NULL;
+    if (!json_is_array(root)) {
+        return fail(d, NULL, "expected a JSON array of spans");
     }
+    if ((*out = json_array()) == NULL) {
+        return fail_alloc(d);
+    }
+    for (size_t i = 0; i < json_array_size(root); i++) {
+        CLEW_TRY(v1_convert_span(d, i, json_array_get(root, i), *out));
+    }
+    return CLEW_OK;
+}
+
+/* Both versions: parse, convert v1 to v2 objects, decode those. */
+static clew_status decode_body(const char *data, size_t len, bool v1, clew_arena *arena,
+                               clew_batch *out, clew_error *err)
+{
+    json_t *root;
+    CLEW_TRY(clew__json_parse_body(data, len, err, &root));
     clew_batch b = {NULL, 0, 0, 0, {"", 0}};
     zdec d;
     memset(&d, 0, sizeof(d));
@@ -1505,24 +1436,32 @@ clew_status clew__zipkin_v1_decode(const char *data, size_t len, clew_arena *are
     d.err = err;
     d.batch = &b;
     clew_status rc = CLEW_OK;
-    json_t *v2 = NULL;
-    if (!json_is_array(root)) {
-        rc = fail(&d, NULL, "expected a JSON array of spans");
-    } else if ((v2 = json_array()) == NULL) {
-        rc = fail_alloc(&d);
+    if (v1) {
+        json_t *v2;
+        rc = v1_convert(&d, root, &v2);
+        json_decref(root);
+        root = v2;
     }
-    for (size_t i = 0; rc == CLEW_OK && i < json_array_size(root); i++) {
-        rc = v1_convert_span(&d, i, json_array_get(root, i), v2);
+    if (rc == CLEW_OK) {
+        rc = decode_root(&d, root);
     }
     json_decref(root);
-    if (rc == CLEW_OK) {
-        rc = decode_root(&d, v2);
-    }
-    json_decref(v2);
     if (rc == CLEW_OK) {
         *out = b;
     }
     return rc;
+}
+
+clew_status clew__zipkin_v2_decode(const char *data, size_t len, clew_arena *arena, clew_batch *out,
+                                   clew_error *err)
+{
+    return decode_body(data, len, false, arena, out, err);
+}
+
+clew_status clew__zipkin_v1_decode(const char *data, size_t len, clew_arena *arena, clew_batch *out,
+                                   clew_error *err)
+{
+    return decode_body(data, len, true, arena, out, err);
 }
 
 /* ======================================================================== */
@@ -1579,100 +1518,12 @@ static clew_status put_double(clew_buf *b, double d, bool json)
         const char *s = isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
         return json ? clew__buf_printf(b, "\"%s\"", s) : clew__buf_puts(b, s);
     }
-    char tmp[40];
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof(tmp) - 3, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) {
-            break;
-        }
-    }
-    if (n < 0) {
-        return CLEW_EINVAL;
-    }
-    for (int i = 0; i < n; i++) {
-        if (tmp[i] == ',') { /* a host locale with a decimal comma */
-            tmp[i] = '.';
-        }
-    }
-    if (json && strpbrk(tmp, ".eE") == NULL) {
-        tmp[n++] = '.';
-        tmp[n++] = '0';
-        tmp[n] = '\0';
-    }
-    return clew__buf_append(b, tmp, (size_t)n);
+    return clew__buf_double(b, d, 1, json);
 }
 
-static clew_status put_base64(clew_buf *b, const uint8_t *p, size_t n)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= p[i + 2];
-        }
-        char q[4] = {al[v >> 18], al[(v >> 12) & 63], i + 1 < n ? al[(v >> 6) & 63] : '=',
-                     i + 2 < n ? al[v & 63] : '='};
-        TRY(clew__buf_append(b, q, 4));
-    }
-    return CLEW_OK;
-}
-
-static clew_status put_json_value(clew_buf *b, const clew_value *v, int depth);
-
-static clew_status put_json_attrs(clew_buf *b, const clew_kv *items, uint32_t n, int depth)
-{
-    TRY(clew__buf_putc(b, '{'));
-    for (uint32_t i = 0; i < n; i++) {
-        if (i > 0) {
-            TRY(clew__buf_putc(b, ','));
-        }
-        TRY(clew__buf_json_str(b, items[i].key.ptr, items[i].key.len));
-        TRY(clew__buf_putc(b, ':'));
-        TRY(put_json_value(b, &items[i].value, depth + 1));
-    }
-    return clew__buf_putc(b, '}');
-}
-
-/* An attribute value as plain JSON (used inside annotation and link tags and for
- * array / kvlist tag text). */
-static clew_status put_json_value(clew_buf *b, const clew_value *v, int depth)
-{
-    if (depth > MAX_VALUE_DEPTH) {
-        return LIT(b, "null");
-    }
-    switch (v->type) {
-    case CLEW_VALUE_STRING:
-        return clew__buf_json_str(b, v->u.s.ptr, v->u.s.len);
-    case CLEW_VALUE_BOOL:
-        return v->u.b ? LIT(b, "true") : LIT(b, "false");
-    case CLEW_VALUE_INT:
-        return clew__buf_printf(b, "%" PRId64, v->u.i);
-    case CLEW_VALUE_DOUBLE:
-        return put_double(b, v->u.d, true);
-    case CLEW_VALUE_BYTES:
-        TRY(clew__buf_putc(b, '"'));
-        TRY(put_base64(b, (const uint8_t *)v->u.s.ptr, v->u.s.len));
-        return clew__buf_putc(b, '"');
-    case CLEW_VALUE_ARRAY:
-        TRY(clew__buf_putc(b, '['));
-        for (uint32_t i = 0; i < v->u.array.n; i++) {
-            if (i > 0) {
-                TRY(clew__buf_putc(b, ','));
-            }
-            TRY(put_json_value(b, &v->u.array.items[i], depth + 1));
-        }
-        return clew__buf_putc(b, ']');
-    case CLEW_VALUE_KVLIST:
-        return put_json_attrs(b, v->u.kvlist.items, v->u.kvlist.n, depth);
-    case CLEW_VALUE_EMPTY:
-    default:
-        return LIT(b, "null");
-    }
-}
+/* Attribute values as plain JSON (inside annotation and link tags and for array /
+ * kvlist tag text): doubles as the Collector writes them. */
+static const clew__double_style json_doubles = {1, true, "NaN", "Infinity", "-Infinity"};
 
 /* An attribute value as tag text (Zipkin tags are strings): what the Collector's
  * pcommon.Value.AsString gives. */
@@ -1684,20 +1535,20 @@ static clew_status put_value_text(zenc *e, const clew_value *v)
     case CLEW_VALUE_STRING:
         return clew__buf_json_str(e->out, v->u.s.ptr, v->u.s.len);
     case CLEW_VALUE_BOOL:
-        TRY(clew__buf_puts(t, v->u.b ? "true" : "false"));
+        CLEW_TRY(clew__buf_puts(t, v->u.b ? "true" : "false"));
         break;
     case CLEW_VALUE_INT:
-        TRY(clew__buf_printf(t, "%" PRId64, v->u.i));
+        CLEW_TRY(clew__buf_printf(t, "%" PRId64, v->u.i));
         break;
     case CLEW_VALUE_DOUBLE:
-        TRY(put_double(t, v->u.d, false));
+        CLEW_TRY(put_double(t, v->u.d, false));
         break;
     case CLEW_VALUE_BYTES:
-        TRY(put_base64(t, (const uint8_t *)v->u.s.ptr, v->u.s.len));
+        CLEW_TRY(clew__buf_base64(t, (const uint8_t *)v->u.s.ptr, v->u.s.len, false));
         break;
     case CLEW_VALUE_ARRAY:
     case CLEW_VALUE_KVLIST:
-        TRY(put_json_value(t, v, 0));
+        CLEW_TRY(clew__json_value(t, v, 0, &json_doubles));
         break;
     case CLEW_VALUE_EMPTY:
     default:
@@ -1714,17 +1565,17 @@ static clew_status tag_key(zenc *e, const char *k, size_t len, bool *wrote)
         return CLEW_OK;
     }
     if (!e->first_tag) {
-        TRY(clew__buf_putc(e->out, ','));
+        CLEW_TRY(clew__buf_putc(e->out, ','));
     }
     e->first_tag = false;
-    TRY(clew__buf_json_str(e->out, k, len));
+    CLEW_TRY(clew__buf_json_str(e->out, k, len));
     return clew__buf_putc(e->out, ':');
 }
 
 static clew_status tag_str(zenc *e, const char *k, const char *v, size_t vlen)
 {
     bool wrote;
-    TRY(tag_key(e, k, strlen(k), &wrote));
+    CLEW_TRY(tag_key(e, k, strlen(k), &wrote));
     return wrote ? clew__buf_json_str(e->out, v, vlen) : CLEW_OK;
 }
 
@@ -1782,20 +1633,20 @@ static clew_status put_endpoint(zenc *e, const char *member, const enc_endpoint 
                                 bool has_service)
 {
     clew_buf *b = e->out;
-    TRY(clew__buf_printf(b, ",\"%s\":{", member));
+    CLEW_TRY(clew__buf_printf(b, ",\"%s\":{", member));
     bool first = true;
     if (has_service) {
-        TRY(LIT(b, "\"serviceName\":"));
-        TRY(clew__buf_json_str(b, ep->service.ptr, ep->service.len));
+        CLEW_TRY(LIT(b, "\"serviceName\":"));
+        CLEW_TRY(clew__buf_json_str(b, ep->service.ptr, ep->service.len));
         first = false;
     }
     if (ep->has_addr) {
-        TRY(clew__buf_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", ep->v6 ? "ipv6" : "ipv4",
-                             ep->addr));
+        CLEW_TRY(clew__buf_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", ep->v6 ? "ipv6" : "ipv4",
+                                  ep->addr));
         first = false;
     }
     if (ep->port > 0) {
-        TRY(clew__buf_printf(b, "%s\"port\":%" PRId64, first ? "" : ",", ep->port));
+        CLEW_TRY(clew__buf_printf(b, "%s\"port\":%" PRId64, first ? "" : ",", ep->port));
     }
     return clew__buf_putc(b, '}');
 }
@@ -1835,65 +1686,66 @@ static clew_status encode_tags(zenc *e, const clew_span_data *s)
     const clew_resource *res = s->resource;
     const clew_scope *scope = s->scope;
     bool wrote;
-    TRY(LIT(b, ",\"tags\":{"));
+    CLEW_TRY(LIT(b, ",\"tags\":{"));
     e->first_tag = true;
     /* status first: it decides the error tag (the Collector's populateStatus) */
     if (s->status_code == CLEW_STATUS_ERROR) {
         const clew_value *ev = attr_get(&s->attrs, "error");
         if (ev != NULL && ev->type == CLEW_VALUE_STRING && ev->u.s.len > 0 &&
             !str_is(ev->u.s, "true") && !str_is(ev->u.s, "false")) {
-            TRY(tag_str(e, "error", ev->u.s.ptr, ev->u.s.len));
+            CLEW_TRY(tag_str(e, "error", ev->u.s.ptr, ev->u.s.len));
         } else {
-            TRY(tag_str(e, "error", "true", 4));
+            CLEW_TRY(tag_str(e, "error", "true", 4));
         }
-        TRY(tag_str(e, "otel.status_code", "ERROR", 5));
+        CLEW_TRY(tag_str(e, "otel.status_code", "ERROR", 5));
     } else {
         /* "error" means failed to Zipkin: never carry one for a span that did not fail */
         keyset_add(&e->ks, "error", 5);
         if (s->status_code == CLEW_STATUS_OK) {
-            TRY(tag_str(e, "otel.status_code", "OK", 2));
+            CLEW_TRY(tag_str(e, "otel.status_code", "OK", 2));
         }
     }
     if (s->status_code != CLEW_STATUS_UNSET && s->status_message.len > 0) {
-        TRY(tag_str(e, "otel.status_description", s->status_message.ptr, s->status_message.len));
+        CLEW_TRY(
+            tag_str(e, "otel.status_description", s->status_message.ptr, s->status_message.len));
     }
     if (s->kind == CLEW_KIND_INTERNAL) {
-        TRY(tag_str(e, "span.kind", "internal", 8));
+        CLEW_TRY(tag_str(e, "span.kind", "internal", 8));
     }
     if (s->trace_state.len > 0) {
-        TRY(tag_str(e, "w3c.tracestate", s->trace_state.ptr, s->trace_state.len));
+        CLEW_TRY(tag_str(e, "w3c.tracestate", s->trace_state.ptr, s->trace_state.len));
     }
     for (uint32_t i = 0; i < s->n_links && i < MAX_LINK_TAGS; i++) {
         const clew_link_data *l = &s->links[i];
         char tid[33], sid[17];
         const char *key = e->link_keys[i];
-        TRY(tag_key(e, key, strlen(key), &wrote));
+        CLEW_TRY(tag_key(e, key, strlen(key), &wrote));
         if (!wrote) {
             continue;
         }
         clew__trace_id_hex(&l->trace_id, tid);
         clew__span_id_hex(&l->span_id, sid);
         clew__buf_reset(&e->tmp);
-        TRY(clew__buf_printf(&e->tmp, "%s|%s|", tid, sid));
-        TRY(clew__buf_append(&e->tmp, l->trace_state.ptr, l->trace_state.len));
-        TRY(clew__buf_putc(&e->tmp, '|'));
-        TRY(put_json_attrs(&e->tmp, l->attrs.items, l->attrs.n, 0));
-        TRY(clew__buf_printf(&e->tmp, "|%u", l->attrs.dropped));
-        TRY(clew__buf_json_str(b, e->tmp.data, e->tmp.len));
+        CLEW_TRY(clew__buf_printf(&e->tmp, "%s|%s|", tid, sid));
+        CLEW_TRY(clew__buf_append(&e->tmp, l->trace_state.ptr, l->trace_state.len));
+        CLEW_TRY(clew__buf_putc(&e->tmp, '|'));
+        CLEW_TRY(clew__json_kvs(&e->tmp, l->attrs.items, l->attrs.n, 0, &json_doubles));
+        CLEW_TRY(clew__buf_printf(&e->tmp, "|%u", l->attrs.dropped));
+        CLEW_TRY(clew__buf_json_str(b, e->tmp.data, e->tmp.len));
     }
     /* span attributes, then scope and resource ones (the span's win on a clash) */
     for (uint32_t i = 0; i < s->attrs.n; i++) {
         const clew_kv *kv = &s->attrs.items[i];
-        TRY(tag_key(e, kv->key.ptr, kv->key.len, &wrote));
+        CLEW_TRY(tag_key(e, kv->key.ptr, kv->key.len, &wrote));
         if (wrote) {
-            TRY(put_value_text(e, &kv->value));
+            CLEW_TRY(put_value_text(e, &kv->value));
         }
     }
     if (scope != NULL && scope->name.len > 0) {
-        TRY(tag_str(e, "otel.scope.name", scope->name.ptr, scope->name.len));
+        CLEW_TRY(tag_str(e, "otel.scope.name", scope->name.ptr, scope->name.len));
     }
     if (scope != NULL && scope->version.len > 0) {
-        TRY(tag_str(e, "otel.scope.version", scope->version.ptr, scope->version.len));
+        CLEW_TRY(tag_str(e, "otel.scope.version", scope->version.ptr, scope->version.len));
     }
     if (res != NULL) {
         for (uint32_t i = 0; i < res->attrs.n; i++) {
@@ -1901,9 +1753,9 @@ static clew_status encode_tags(zenc *e, const clew_span_data *s)
             if (str_is(kv->key, "service.name")) {
                 continue; /* it is localEndpoint.serviceName */
             }
-            TRY(tag_key(e, kv->key.ptr, kv->key.len, &wrote));
+            CLEW_TRY(tag_key(e, kv->key.ptr, kv->key.len, &wrote));
             if (wrote) {
-                TRY(put_value_text(e, &kv->value));
+                CLEW_TRY(put_value_text(e, &kv->value));
             }
         }
     }
@@ -1922,22 +1774,22 @@ static clew_status encode_annotations(zenc *e, const clew_span_data *s)
     if (s->n_events == 0) {
         return CLEW_OK;
     }
-    TRY(LIT(b, ",\"annotations\":["));
+    CLEW_TRY(LIT(b, ",\"annotations\":["));
     for (uint32_t i = 0; i < s->n_events; i++) {
         const clew_event_data *ev = &s->events[i];
-        TRY(clew__buf_printf(b, "%s{\"timestamp\":%" PRIu64 ",\"value\":", i ? "," : "",
-                             ev->time_ns / 1000));
+        CLEW_TRY(clew__buf_printf(b, "%s{\"timestamp\":%" PRIu64 ",\"value\":", i ? "," : "",
+                                  ev->time_ns / 1000));
         if (ev->attrs.n == 0 && ev->attrs.dropped == 0) {
-            TRY(clew__buf_json_str(b, ev->name.ptr, ev->name.len));
+            CLEW_TRY(clew__buf_json_str(b, ev->name.ptr, ev->name.len));
         } else {
             clew__buf_reset(&e->tmp);
-            TRY(clew__buf_append(&e->tmp, ev->name.ptr, ev->name.len));
-            TRY(clew__buf_putc(&e->tmp, '|'));
-            TRY(put_json_attrs(&e->tmp, ev->attrs.items, ev->attrs.n, 0));
-            TRY(clew__buf_printf(&e->tmp, "|%u", ev->attrs.dropped));
-            TRY(clew__buf_json_str(b, e->tmp.data, e->tmp.len));
+            CLEW_TRY(clew__buf_append(&e->tmp, ev->name.ptr, ev->name.len));
+            CLEW_TRY(clew__buf_putc(&e->tmp, '|'));
+            CLEW_TRY(clew__json_kvs(&e->tmp, ev->attrs.items, ev->attrs.n, 0, &json_doubles));
+            CLEW_TRY(clew__buf_printf(&e->tmp, "|%u", ev->attrs.dropped));
+            CLEW_TRY(clew__buf_json_str(b, e->tmp.data, e->tmp.len));
         }
-        TRY(clew__buf_putc(b, '}'));
+        CLEW_TRY(clew__buf_putc(b, '}'));
     }
     return clew__buf_putc(b, ']');
 }
@@ -1946,34 +1798,34 @@ static clew_status encode_span(zenc *e, const clew_span_data *s)
 {
     clew_buf *b = e->out;
     size_t n_keys = s->attrs.n + (s->resource != NULL ? s->resource->attrs.n : 0) + s->n_links + 16;
-    TRY(keyset_prepare(e, n_keys));
+    CLEW_TRY(keyset_prepare(e, n_keys));
 
     char tid[33], sid[17];
     clew__trace_id_hex(&s->trace_id, tid);
     /* a 64-bit trace id goes out as the 16 digits the Zipkin client sent */
     const char *tid_out = clew__trace_id_is_64bit(&s->trace_id) ? tid + 16 : tid;
     clew__span_id_hex(&s->span_id, sid);
-    TRY(clew__buf_printf(b, "{\"traceId\":\"%s\",\"id\":\"%s\"", tid_out, sid));
+    CLEW_TRY(clew__buf_printf(b, "{\"traceId\":\"%s\",\"id\":\"%s\"", tid_out, sid));
     if (!clew__span_id_is_zero(&s->parent_span_id)) {
         clew__span_id_hex(&s->parent_span_id, sid);
-        TRY(clew__buf_printf(b, ",\"parentId\":\"%s\"", sid));
+        CLEW_TRY(clew__buf_printf(b, ",\"parentId\":\"%s\"", sid));
     }
     static const char *const kinds[] = {NULL, NULL, "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
     if ((unsigned)s->kind < sizeof(kinds) / sizeof(*kinds) && kinds[s->kind] != NULL) {
-        TRY(clew__buf_printf(b, ",\"kind\":\"%s\"", kinds[s->kind]));
+        CLEW_TRY(clew__buf_printf(b, ",\"kind\":\"%s\"", kinds[s->kind]));
     }
-    TRY(LIT(b, ",\"name\":"));
-    TRY(clew__buf_json_str(b, s->name.ptr, s->name.len));
+    CLEW_TRY(LIT(b, ",\"name\":"));
+    CLEW_TRY(clew__buf_json_str(b, s->name.ptr, s->name.len));
     uint64_t ts = s->start_ns / 1000;
     if (ts > 0) {
-        TRY(LIT(b, ",\"timestamp\":"));
-        TRY(put_u64(b, ts));
+        CLEW_TRY(LIT(b, ",\"timestamp\":"));
+        CLEW_TRY(put_u64(b, ts));
     }
     if (s->end_ns > s->start_ns) {
         /* whole µs, rounded down; a sub-µs span still shows as 1 µs, as zipkin-go does */
         uint64_t dur = (s->end_ns - s->start_ns) / 1000;
-        TRY(LIT(b, ",\"duration\":"));
-        TRY(put_u64(b, dur > 0 ? dur : 1));
+        CLEW_TRY(LIT(b, ",\"duration\":"));
+        CLEW_TRY(put_u64(b, dur > 0 ? dur : 1));
     }
 
     enc_endpoint local, remote;
@@ -1981,7 +1833,7 @@ static clew_status encode_span(zenc *e, const clew_span_data *s)
     memset(&remote, 0, sizeof(remote));
     local.service = clew__resource_service(s->resource);
     endpoint_from_attrs(e, &s->attrs, local_addr_keys, local_port_keys, &local);
-    TRY(put_endpoint(e, "localEndpoint", &local, true));
+    CLEW_TRY(put_endpoint(e, "localEndpoint", &local, true));
 
     bool has_peer_service = false;
     for (size_t i = 0; peer_service_keys[i] != NULL && !has_peer_service; i++) {
@@ -1994,10 +1846,10 @@ static clew_status encode_span(zenc *e, const clew_span_data *s)
     }
     endpoint_from_attrs(e, &s->attrs, peer_addr_keys, peer_port_keys, &remote);
     if (has_peer_service || remote.has_addr || remote.port > 0) {
-        TRY(put_endpoint(e, "remoteEndpoint", &remote, has_peer_service));
+        CLEW_TRY(put_endpoint(e, "remoteEndpoint", &remote, has_peer_service));
     }
-    TRY(encode_annotations(e, s));
-    TRY(encode_tags(e, s));
+    CLEW_TRY(encode_annotations(e, s));
+    CLEW_TRY(encode_tags(e, s));
     return clew__buf_putc(b, '}');
 }
 

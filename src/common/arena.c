@@ -138,3 +138,13 @@ void *clew__arena_memdup(clew_arena *a, const void *p, size_t n)
     }
     return q;
 }
+
+clew_status clew__arena_fail(const clew_arena *a, clew_error *err)
+{
+    if (a->over_limit) {
+        clew__error_set(err, 0, "decoded request exceeds the memory limit (%zu bytes)", a->limit);
+        return CLEW_ETOOBIG;
+    }
+    clew__error_set(err, 0, "out of memory while decoding");
+    return CLEW_ENOMEM;
+}

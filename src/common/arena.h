@@ -15,7 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "clew/status.h"
 #include "clew/types.h"
+#include "common/error.h"
 
 typedef struct clew_arena_chunk clew_arena_chunk;
 
@@ -40,5 +42,9 @@ void *clew__arena_calloc(clew_arena *a, size_t n, size_t size);
 clew_str clew__arena_strdup(clew_arena *a, const char *s, size_t len);
 /* Copies `n` bytes into the arena; NULL if n == 0 or on failure. */
 void *clew__arena_memdup(clew_arena *a, const void *p, size_t n);
+
+/* What a decoder returns when an arena allocation failed: CLEW_ETOOBIG with a message
+ * naming the limit when the arena is over it, else CLEW_ENOMEM; err may be NULL. */
+clew_status clew__arena_fail(const clew_arena *a, clew_error *err);
 
 #endif /* CLEW_COMMON_ARENA_H */

@@ -5,6 +5,7 @@
 #include "common/alloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void clew__buf_init(clew_buf *b, size_t max)
@@ -118,6 +119,35 @@ clew_status clew__buf_printf(clew_buf *b, const char *fmt, ...)
     clew_status rc = clew__buf_vprintf(b, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+clew_status clew__buf_double(clew_buf *b, double d, int min_prec, bool json_real)
+{
+    char tmp[40];
+    int n = 0;
+    /* room is left for the ".0" below */
+    for (int prec = min_prec; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof(tmp) - 3, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d) {
+            break;
+        }
+    }
+    if (n < 0) {
+        return CLEW_EINVAL;
+    }
+    /* snprintf and strtod follow LC_NUMERIC, which a host program may have set to a
+     * locale with a decimal comma; JSON always wants a point */
+    for (int i = 0; i < n; i++) {
+        if (tmp[i] == ',') {
+            tmp[i] = '.';
+        }
+    }
+    if (json_real && strpbrk(tmp, ".eE") == NULL) {
+        tmp[n++] = '.';
+        tmp[n++] = '0';
+        tmp[n] = '\0';
+    }
+    return clew__buf_append(b, tmp, (size_t)n);
 }
 
 /* Length of a valid UTF-8 sequence starting at s (at most n bytes), or 0 if invalid. */

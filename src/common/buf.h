@@ -9,6 +9,7 @@
 #define CLEW_COMMON_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,10 @@ CLEW_NODISCARD clew_status clew__buf_vprintf(clew_buf *b, const char *fmt, va_li
 /* Appends `s` as a JSON string literal, quotes included, escaping as RFC 8259 requires.
  * Invalid UTF-8 bytes are replaced by U+FFFD so the output is always valid JSON. */
 CLEW_NODISCARD clew_status clew__buf_json_str(clew_buf *b, const char *s, size_t len);
+/* Appends the shortest "%.Ng" text (N from min_prec up to 17) that reads back as exactly
+ * d, with '.' as the decimal point whatever LC_NUMERIC says. d must be finite (callers
+ * spell NaN and infinities their own way). With json_real, text without '.', 'e' or 'E'
+ * gets ".0", so a JSON reader sees a real and "-0" keeps its sign. */
+CLEW_NODISCARD clew_status clew__buf_double(clew_buf *b, double d, int min_prec, bool json_real);
 
 #endif /* CLEW_COMMON_BUF_H */

@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/arena.h"
 #include "common/clock.h"
+#include "common/try.h"
 #include "query/jaeger_json.h"
 #include "query/params.h"
 
@@ -24,14 +25,6 @@
 #define SEARCH_MAX_LIMIT     1500u
 /* How much of a bad value an error message quotes. */
 #define ECHO_MAX 80u
-
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        clew_status rc_ = (expr);                                                                  \
-        if (rc_ != CLEW_OK) {                                                                      \
-            return rc_;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 void clew__api_response_init(clew_api_response *r)
 {
@@ -293,78 +286,30 @@ static bool parse_time_param(const clew_query_params *p, const char *name, uint6
     return true;
 }
 
-/* Fills `q` from the v1 search parameters; false after answering 400. */
-static bool parse_search(const clew_query_params *p, clew_search_query *q, clew_arena *a,
+/* A v1 tag filter (tags={json} or tag=key:value), if `it` is one; false after
+ * answering 400. */
+static bool v1_tag_param(const clew_query_param *it, clew_search_query *q, clew_arena *a,
                          clew_api_response *resp)
 {
-    const clew_str *v;
-    memset(q, 0, sizeof(*q));
-    if ((v = clew__query_get(p, "service")) != NULL) {
-        q->service = *v;
+    if (it->value.len == 0) {
+        return true;
     }
-    if ((v = clew__query_get(p, "operation")) != NULL) {
-        q->operation = *v;
+    if (str_is(it->key, "tags")) {
+        return parse_tags_json(it->value, q, a, resp, FLAVOR_V1, "tags");
     }
-    for (size_t i = 0; i < p->n; i++) {
-        const clew_query_param *it = &p->items[i];
-        if (str_is(it->key, "tags") && it->value.len > 0) {
-            if (!parse_tags_json(it->value, q, a, resp, FLAVOR_V1, "tags")) {
-                return false;
-            }
-        } else if (str_is(it->key, "tag") && it->value.len > 0) {
-            const char *colon = memchr(it->value.ptr, ':', it->value.len);
-            if (colon == NULL || colon == it->value.ptr) {
-                respond_bad_param(resp, FLAVOR_V1, "tag", it->value,
-                                  "expected key:value, e.g. tag=http.method:GET");
-                return false;
-            }
-            size_t kl = (size_t)(colon - it->value.ptr);
-            clew_str key = {it->value.ptr, kl};
-            clew_str val = {colon + 1, it->value.len - kl - 1};
-            if (!add_tag(q, key, val, resp, FLAVOR_V1, "tag")) {
-                return false;
-            }
-        }
+    if (!str_is(it->key, "tag")) {
+        return true;
     }
-    bool has_min, has_max, has_start, has_end;
-    if (!parse_duration_param(p, "minDuration", &q->min_duration_ns, &has_min, resp, FLAVOR_V1) ||
-        !parse_duration_param(p, "maxDuration", &q->max_duration_ns, &has_max, resp, FLAVOR_V1) ||
-        !parse_time_param(p, "start", &q->start_min_ns, &has_start, resp) ||
-        !parse_time_param(p, "end", &q->start_max_ns, &has_end, resp)) {
+    const char *colon = memchr(it->value.ptr, ':', it->value.len);
+    if (colon == NULL || colon == it->value.ptr) {
+        respond_bad_param(resp, FLAVOR_V1, "tag", it->value,
+                          "expected key:value, e.g. tag=http.method:GET");
         return false;
     }
-    if (has_min && has_max && q->min_duration_ns > q->max_duration_ns) {
-        respond_errorf(resp, FLAVOR_V1, 400,
-                       "invalid parameter minDuration: it is greater than maxDuration");
-        return false;
-    }
-    if (has_start && has_end && q->start_min_ns > q->start_max_ns) {
-        respond_errorf(resp, FLAVOR_V1, 400, "invalid parameter start: it is after end");
-        return false;
-    }
-    if ((v = clew__query_get(p, "lookback")) != NULL && v->len > 0 && !str_is(*v, "custom")) {
-        uint64_t lb;
-        if (clew__duration_parse(v->ptr, v->len, 0, &lb) != CLEW_OK) {
-            respond_bad_param(resp, FLAVOR_V1, "lookback", *v,
-                              "expected a duration such as 1h or 2d, or \"custom\"");
-            return false;
-        }
-        /* an explicit start wins, as in Jaeger (the UI sends both) */
-        if (!has_start) {
-            uint64_t base = has_end ? q->start_max_ns : clew__now_unix_ns();
-            q->start_min_ns = lb < base ? base - lb : 1;
-        }
-    }
-    q->limit = SEARCH_DEFAULT_LIMIT;
-    if ((v = clew__query_get(p, "limit")) != NULL && v->len > 0) {
-        uint64_t lim;
-        if (!parse_u64(*v, &lim) || lim == 0) {
-            respond_bad_param(resp, FLAVOR_V1, "limit", *v, "expected a positive integer");
-            return false;
-        }
-        q->limit = lim > SEARCH_MAX_LIMIT ? SEARCH_MAX_LIMIT : (size_t)lim;
-    }
-    return true;
+    size_t kl = (size_t)(colon - it->value.ptr);
+    clew_str key = {it->value.ptr, kl};
+    clew_str val = {colon + 1, it->value.len - kl - 1};
+    return add_tag(q, key, val, resp, FLAVOR_V1, "tag");
 }
 
 /* ---- v3 search parameters ---- */
@@ -481,51 +426,110 @@ static bool parse_rfc3339_param(const clew_query_params *p, const char *name, ui
     return true;
 }
 
-/* Fills `q` from the v3 search parameters (query.*); false after answering 400. */
-static bool parse_search_v3(const clew_query_params *p, clew_search_query *q, clew_arena *a,
-                            clew_api_response *resp)
+/* A v3 tag filter (query.attributes={json}), if `it` is one; false after answering 400. */
+static bool v3_tag_param(const clew_query_param *it, clew_search_query *q, clew_arena *a,
+                         clew_api_response *resp)
+{
+    if (!str_is(it->key, "query.attributes") || it->value.len == 0) {
+        return true;
+    }
+    return parse_tags_json(it->value, q, a, resp, FLAVOR_V3, "query.attributes");
+}
+
+/* ---- search parameters of either API ---- */
+
+/* How one API spells its search parameters; the checks on them are the same. */
+typedef struct search_dialect {
+    api_flavor fl;
+    const char *service, *operation, *dur_min, *dur_max, *start, *end, *limit;
+    bool (*tag_param)(const clew_query_param *it, clew_search_query *q, clew_arena *a,
+                      clew_api_response *resp);
+    bool (*time_param)(const clew_query_params *p, const char *name, uint64_t *out_ns,
+                       bool *present, clew_api_response *resp);
+    bool lookback; /* v1's lookback=1h (relative to end, or now) */
+} search_dialect;
+
+static const search_dialect v1_search = {
+    .fl = FLAVOR_V1,
+    .service = "service",
+    .operation = "operation",
+    .dur_min = "minDuration",
+    .dur_max = "maxDuration",
+    .start = "start",
+    .end = "end",
+    .limit = "limit",
+    .tag_param = v1_tag_param,
+    .time_param = parse_time_param,
+    .lookback = true,
+};
+
+static const search_dialect v3_search = {
+    .fl = FLAVOR_V3,
+    .service = "query.serviceName",
+    .operation = "query.operationName",
+    .dur_min = "query.durationMin",
+    .dur_max = "query.durationMax",
+    .start = "query.startTimeMin",
+    .end = "query.startTimeMax",
+    .limit = "query.searchDepth",
+    .tag_param = v3_tag_param,
+    .time_param = parse_rfc3339_param,
+    .lookback = false,
+};
+
+/* Fills `q` from the search parameters; false after answering 400. */
+static bool parse_search(const clew_query_params *p, clew_search_query *q, clew_arena *a,
+                         clew_api_response *resp, const search_dialect *sd)
 {
     const clew_str *v;
     memset(q, 0, sizeof(*q));
-    if ((v = clew__query_get(p, "query.serviceName")) != NULL) {
+    if ((v = clew__query_get(p, sd->service)) != NULL) {
         q->service = *v;
     }
-    if ((v = clew__query_get(p, "query.operationName")) != NULL) {
+    if ((v = clew__query_get(p, sd->operation)) != NULL) {
         q->operation = *v;
     }
     for (size_t i = 0; i < p->n; i++) {
-        const clew_query_param *it = &p->items[i];
-        if (str_is(it->key, "query.attributes") && it->value.len > 0 &&
-            !parse_tags_json(it->value, q, a, resp, FLAVOR_V3, "query.attributes")) {
+        if (!sd->tag_param(&p->items[i], q, a, resp)) {
             return false;
         }
     }
     bool has_min, has_max, has_start, has_end;
-    if (!parse_duration_param(p, "query.durationMin", &q->min_duration_ns, &has_min, resp,
-                              FLAVOR_V3) ||
-        !parse_duration_param(p, "query.durationMax", &q->max_duration_ns, &has_max, resp,
-                              FLAVOR_V3) ||
-        !parse_rfc3339_param(p, "query.startTimeMin", &q->start_min_ns, &has_start, resp) ||
-        !parse_rfc3339_param(p, "query.startTimeMax", &q->start_max_ns, &has_end, resp)) {
+    if (!parse_duration_param(p, sd->dur_min, &q->min_duration_ns, &has_min, resp, sd->fl) ||
+        !parse_duration_param(p, sd->dur_max, &q->max_duration_ns, &has_max, resp, sd->fl) ||
+        !sd->time_param(p, sd->start, &q->start_min_ns, &has_start, resp) ||
+        !sd->time_param(p, sd->end, &q->start_max_ns, &has_end, resp)) {
         return false;
     }
     if (has_min && has_max && q->min_duration_ns > q->max_duration_ns) {
-        respond_errorf(resp, FLAVOR_V3, 400,
-                       "invalid parameter query.durationMin: it is greater than "
-                       "query.durationMax");
+        respond_errorf(resp, sd->fl, 400, "invalid parameter %s: it is greater than %s",
+                       sd->dur_min, sd->dur_max);
         return false;
     }
     if (has_start && has_end && q->start_min_ns > q->start_max_ns) {
-        respond_errorf(resp, FLAVOR_V3, 400,
-                       "invalid parameter query.startTimeMin: it is after query.startTimeMax");
+        respond_errorf(resp, sd->fl, 400, "invalid parameter %s: it is after %s", sd->start,
+                       sd->end);
         return false;
     }
+    if (sd->lookback && (v = clew__query_get(p, "lookback")) != NULL && v->len > 0 &&
+        !str_is(*v, "custom")) {
+        uint64_t lb;
+        if (clew__duration_parse(v->ptr, v->len, 0, &lb) != CLEW_OK) {
+            respond_bad_param(resp, sd->fl, "lookback", *v,
+                              "expected a duration such as 1h or 2d, or \"custom\"");
+            return false;
+        }
+        /* an explicit start wins, as in Jaeger (the UI sends both) */
+        if (!has_start) {
+            uint64_t base = has_end ? q->start_max_ns : clew__now_unix_ns();
+            q->start_min_ns = lb < base ? base - lb : 1;
+        }
+    }
     q->limit = SEARCH_DEFAULT_LIMIT;
-    if ((v = clew__query_get(p, "query.searchDepth")) != NULL && v->len > 0) {
+    if ((v = clew__query_get(p, sd->limit)) != NULL && v->len > 0) {
         uint64_t lim;
         if (!parse_u64(*v, &lim) || lim == 0) {
-            respond_bad_param(resp, FLAVOR_V3, "query.searchDepth", *v,
-                              "expected a positive integer");
+            respond_bad_param(resp, sd->fl, sd->limit, *v, "expected a positive integer");
             return false;
         }
         q->limit = lim > SEARCH_MAX_LIMIT ? SEARCH_MAX_LIMIT : (size_t)lim;
@@ -546,7 +550,7 @@ static void handle_search(clew_store *store, const clew_api_request *req, clew_a
     clew__arena_init(&a, 4096, 0);
     clew_query_params p;
     clew_search_query q;
-    if (!parse_query(req, &a, &p, resp, FLAVOR_V1) || !parse_search(&p, &q, &a, resp)) {
+    if (!parse_query(req, &a, &p, resp, FLAVOR_V1) || !parse_search(&p, &q, &a, resp, &v1_search)) {
         clew__arena_deinit(&a);
         return;
     }
@@ -616,67 +620,45 @@ static bool parse_id_segment(clew_str seg, clew_trace_id *id, clew_api_response 
     return true;
 }
 
-static void handle_trace_v1(clew_store *store, clew_str seg, clew_api_response *resp)
+/* v1: {"data":[<Jaeger trace>],...}. */
+static clew_status render_trace_v1(clew_trace_result *t, clew_buf *b)
 {
-    clew_trace_id id;
-    if (!parse_id_segment(seg, &id, resp, FLAVOR_V1)) {
-        return;
-    }
-    clew_trace_result *t = NULL;
-    clew_status rc = store->ops->get_trace(store, &id, &t);
-    if (rc == CLEW_ENOTFOUND) {
-        respond_errorf(resp, FLAVOR_V1, 404, "trace not found");
-        return;
-    }
-    clew_buf *b = &resp->body;
-    clew__buf_reset(b);
-    if (rc == CLEW_OK) {
-        rc = clew__buf_puts(b, "{\"data\":[");
-    }
-    if (rc == CLEW_OK) {
-        rc = clew__jaeger_trace_json(t, b);
-    }
-    if (rc == CLEW_OK) {
-        rc = envelope_close(b, 0);
-    }
-    clew__trace_result_free(t);
-    if (rc != CLEW_OK) {
-        respond_internal(resp, FLAVOR_V1, rc);
-        return;
-    }
-    resp->status = 200;
+    CLEW_TRY(clew__buf_puts(b, "{\"data\":["));
+    CLEW_TRY(clew__jaeger_trace_json(t, b));
+    return envelope_close(b, 0);
 }
 
-static void handle_trace_v3(clew_store *store, clew_str seg, clew_api_response *resp)
+/* v3: {"result":<OTLP TracesData>}. */
+static clew_status render_trace_v3(clew_trace_result *t, clew_buf *b)
+{
+    clew_batch batch;
+    CLEW_TRY(clew__batch_from_spans(&batch, t->spans, t->n_spans, &t->arena));
+    CLEW_TRY(clew__buf_puts(b, "{\"result\":"));
+    CLEW_TRY(clew__otlp_json_encode(&batch, b));
+    return clew__buf_putc(b, '}');
+}
+
+/* GET one trace by the id in path segment `seg`, rendered by the API's `render`. */
+static void handle_trace(clew_store *store, clew_str seg, clew_api_response *resp, api_flavor fl,
+                         clew_status (*render)(clew_trace_result *t, clew_buf *b))
 {
     clew_trace_id id;
-    if (!parse_id_segment(seg, &id, resp, FLAVOR_V3)) {
+    if (!parse_id_segment(seg, &id, resp, fl)) {
         return;
     }
     clew_trace_result *t = NULL;
     clew_status rc = store->ops->get_trace(store, &id, &t);
     if (rc == CLEW_ENOTFOUND) {
-        respond_errorf(resp, FLAVOR_V3, 404, "trace not found");
+        respond_errorf(resp, fl, 404, "trace not found");
         return;
     }
-    clew_buf *b = &resp->body;
-    clew__buf_reset(b);
-    clew_batch batch;
+    clew__buf_reset(&resp->body);
     if (rc == CLEW_OK) {
-        rc = clew__batch_from_spans(&batch, t->spans, t->n_spans, &t->arena);
-    }
-    if (rc == CLEW_OK) {
-        rc = clew__buf_puts(b, "{\"result\":");
-    }
-    if (rc == CLEW_OK) {
-        rc = clew__otlp_json_encode(&batch, b);
-    }
-    if (rc == CLEW_OK) {
-        rc = clew__buf_putc(b, '}');
+        rc = render(t, &resp->body);
     }
     clew__trace_result_free(t);
     if (rc != CLEW_OK) {
-        respond_internal(resp, FLAVOR_V3, rc);
+        respond_internal(resp, fl, rc);
         return;
     }
     resp->status = 200;
@@ -726,7 +708,7 @@ static void handle_search_v3(clew_store *store, const clew_api_request *req,
     clew__arena_init(&a, 4096, 0);
     clew_query_params p;
     clew_search_query q;
-    if (!parse_query(req, &a, &p, resp, FLAVOR_V3) || !parse_search_v3(&p, &q, &a, resp)) {
+    if (!parse_query(req, &a, &p, resp, FLAVOR_V3) || !parse_search(&p, &q, &a, resp, &v3_search)) {
         clew__arena_deinit(&a);
         return;
     }
@@ -975,7 +957,7 @@ clew_status clew__api_handle(clew_store *store, const clew_api_request *req,
         handle_search(store, req, resp);
         break;
     case ROUTE_TRACE:
-        handle_trace_v1(store, seg, resp);
+        handle_trace(store, seg, resp, FLAVOR_V1, render_trace_v1);
         break;
     case ROUTE_SERVICES:
         handle_services(store, resp, FLAVOR_V1);
@@ -987,7 +969,7 @@ clew_status clew__api_handle(clew_store *store, const clew_api_request *req,
         handle_operations(store, req, resp, FLAVOR_V1);
         break;
     case ROUTE_V3_TRACE:
-        handle_trace_v3(store, seg, resp);
+        handle_trace(store, seg, resp, FLAVOR_V3, render_trace_v3);
         break;
     case ROUTE_V3_SEARCH:
         handle_search_v3(store, req, resp);

@@ -9,20 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/codec_util.h"
 #include "common/alloc.h"
+#include "common/base64.h"
 #include "common/hex.h"
-
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        clew_status rc_ = (expr);                                                                  \
-        if (rc_ != CLEW_OK) {                                                                      \
-            return rc_;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-/* Values nested deeper than this render as null: a decoder bounds nesting already,
- * this only keeps the recursion here bounded on its own. */
-#define MAX_VALUE_DEPTH 64
+#include "common/try.h"
 
 /* Integers beyond +-2^53 lose precision in JavaScript, so Jaeger sends them as text. */
 #define JS_SAFE_INT 9007199254740992LL
@@ -52,17 +43,11 @@ bool clew__jaeger_trace_id_parse(const char *s, size_t len, clew_trace_id *out)
     return true;
 }
 
-/* Shortest text that reads back as the same double (finite values only). */
+/* Shortest text that reads back as the same double (finite values only); from 15
+ * digits up, so that round numbers read as people write them ("100", not "1e+02"). */
 static clew_status put_double(clew_buf *b, double d)
 {
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) {
-            break;
-        }
-    }
-    return clew__buf_puts(b, tmp);
+    return clew__buf_double(b, d, 15, false);
 }
 
 static const char *nonfinite_text(double d)
@@ -70,91 +55,26 @@ static const char *nonfinite_text(double d)
     return isnan(d) ? "NaN" : (d > 0 ? "+Inf" : "-Inf");
 }
 
-static clew_status put_base64(clew_buf *b, const uint8_t *p, size_t n)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    TRY(clew__buf_reserve(b, (n + 2) / 3 * 4 + 2));
-    TRY(clew__buf_putc(b, '"'));
-    for (size_t i = 0; i < n; i += 3) {
-        size_t left = n - i;
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (left > 1) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (left > 2) {
-            v |= p[i + 2];
-        }
-        char q[4] = {al[(v >> 18) & 63], al[(v >> 12) & 63], left > 1 ? al[(v >> 6) & 63] : '=',
-                     left > 2 ? al[v & 63] : '='};
-        TRY(clew__buf_append(b, q, 4));
-    }
-    return clew__buf_putc(b, '"');
-}
-
-/* The JSON form of a value, used as the text of array and kvlist tags (what
- * Jaeger's translation shows for them). */
-static clew_status value_json(clew_buf *b, const clew_value *v, int depth)
-{
-    if (depth > MAX_VALUE_DEPTH) {
-        return clew__buf_puts(b, "null");
-    }
-    switch (v->type) {
-    case CLEW_VALUE_STRING:
-        return clew__buf_json_str(b, v->u.s.ptr, v->u.s.len);
-    case CLEW_VALUE_BOOL:
-        return clew__buf_puts(b, v->u.b ? "true" : "false");
-    case CLEW_VALUE_INT:
-        return clew__buf_printf(b, "%" PRId64, v->u.i);
-    case CLEW_VALUE_DOUBLE:
-        if (!isfinite(v->u.d)) {
-            return clew__buf_printf(b, "\"%s\"", nonfinite_text(v->u.d));
-        }
-        return put_double(b, v->u.d);
-    case CLEW_VALUE_BYTES:
-        return put_base64(b, (const uint8_t *)v->u.s.ptr, v->u.s.len);
-    case CLEW_VALUE_ARRAY:
-        TRY(clew__buf_putc(b, '['));
-        for (uint32_t i = 0; i < v->u.array.n; i++) {
-            if (i > 0) {
-                TRY(clew__buf_putc(b, ','));
-            }
-            TRY(value_json(b, &v->u.array.items[i], depth + 1));
-        }
-        return clew__buf_putc(b, ']');
-    case CLEW_VALUE_KVLIST:
-        TRY(clew__buf_putc(b, '{'));
-        for (uint32_t i = 0; i < v->u.kvlist.n; i++) {
-            const clew_kv *kv = &v->u.kvlist.items[i];
-            if (i > 0) {
-                TRY(clew__buf_putc(b, ','));
-            }
-            TRY(clew__buf_json_str(b, kv->key.ptr, kv->key.len));
-            TRY(clew__buf_putc(b, ':'));
-            TRY(value_json(b, &kv->value, depth + 1));
-        }
-        return clew__buf_putc(b, '}');
-    case CLEW_VALUE_EMPTY:
-        break;
-    }
-    return clew__buf_puts(b, "null");
-}
+/* The JSON form of a value is the text of array and kvlist tags (what Jaeger's
+ * translation shows for them); doubles read as in the other tags. */
+static const clew__double_style json_doubles = {15, false, "NaN", "+Inf", "-Inf"};
 
 static clew_status tag_open(clew_buf *b, bool *first, const char *key, size_t klen,
                             const char *type)
 {
     if (!*first) {
-        TRY(clew__buf_putc(b, ','));
+        CLEW_TRY(clew__buf_putc(b, ','));
     }
     *first = false;
-    TRY(clew__buf_puts(b, "{\"key\":"));
-    TRY(clew__buf_json_str(b, key, klen));
+    CLEW_TRY(clew__buf_puts(b, "{\"key\":"));
+    CLEW_TRY(clew__buf_json_str(b, key, klen));
     return clew__buf_printf(b, ",\"type\":\"%s\",\"value\":", type);
 }
 
 static clew_status str_tag(clew_buf *b, bool *first, const char *key, const char *val, size_t len)
 {
-    TRY(tag_open(b, first, key, strlen(key), "string"));
-    TRY(clew__buf_json_str(b, val, len));
+    CLEW_TRY(tag_open(b, first, key, strlen(key), "string"));
+    CLEW_TRY(clew__buf_json_str(b, val, len));
     return clew__buf_putc(b, '}');
 }
 
@@ -162,41 +82,41 @@ static clew_status value_tag(clew_buf *b, bool *first, clew_str key, const clew_
 {
     switch (v->type) {
     case CLEW_VALUE_STRING:
-        TRY(tag_open(b, first, key.ptr, key.len, "string"));
-        TRY(clew__buf_json_str(b, v->u.s.ptr, v->u.s.len));
+        CLEW_TRY(tag_open(b, first, key.ptr, key.len, "string"));
+        CLEW_TRY(clew__buf_json_str(b, v->u.s.ptr, v->u.s.len));
         break;
     case CLEW_VALUE_BOOL:
-        TRY(tag_open(b, first, key.ptr, key.len, "bool"));
-        TRY(clew__buf_puts(b, v->u.b ? "true" : "false"));
+        CLEW_TRY(tag_open(b, first, key.ptr, key.len, "bool"));
+        CLEW_TRY(clew__buf_puts(b, v->u.b ? "true" : "false"));
         break;
     case CLEW_VALUE_INT:
-        TRY(tag_open(b, first, key.ptr, key.len, "int64"));
+        CLEW_TRY(tag_open(b, first, key.ptr, key.len, "int64"));
         if (v->u.i > JS_SAFE_INT || v->u.i < -JS_SAFE_INT) {
-            TRY(clew__buf_printf(b, "\"%" PRId64 "\"", v->u.i));
+            CLEW_TRY(clew__buf_printf(b, "\"%" PRId64 "\"", v->u.i));
         } else {
-            TRY(clew__buf_printf(b, "%" PRId64, v->u.i));
+            CLEW_TRY(clew__buf_printf(b, "%" PRId64, v->u.i));
         }
         break;
     case CLEW_VALUE_DOUBLE:
         if (isfinite(v->u.d)) {
-            TRY(tag_open(b, first, key.ptr, key.len, "float64"));
-            TRY(put_double(b, v->u.d));
+            CLEW_TRY(tag_open(b, first, key.ptr, key.len, "float64"));
+            CLEW_TRY(put_double(b, v->u.d));
         } else {
             /* JSON has no NaN or Inf: send the text, typed as what it now is */
-            TRY(tag_open(b, first, key.ptr, key.len, "string"));
-            TRY(clew__buf_printf(b, "\"%s\"", nonfinite_text(v->u.d)));
+            CLEW_TRY(tag_open(b, first, key.ptr, key.len, "string"));
+            CLEW_TRY(clew__buf_printf(b, "\"%s\"", nonfinite_text(v->u.d)));
         }
         break;
     case CLEW_VALUE_BYTES:
-        TRY(tag_open(b, first, key.ptr, key.len, "binary"));
-        TRY(put_base64(b, (const uint8_t *)v->u.s.ptr, v->u.s.len));
+        CLEW_TRY(tag_open(b, first, key.ptr, key.len, "binary"));
+        CLEW_TRY(clew__buf_base64(b, (const uint8_t *)v->u.s.ptr, v->u.s.len, true));
         break;
     case CLEW_VALUE_ARRAY:
     case CLEW_VALUE_KVLIST: {
         /* render into a side buffer, then embed that text as a JSON string */
         clew_buf tmp;
         clew__buf_init(&tmp, b->max);
-        clew_status rc = value_json(&tmp, v, 0);
+        clew_status rc = clew__json_value(&tmp, v, 0, &json_doubles);
         if (rc == CLEW_OK) {
             rc = tag_open(b, first, key.ptr, key.len, "string");
         }
@@ -204,12 +124,12 @@ static clew_status value_tag(clew_buf *b, bool *first, clew_str key, const clew_
             rc = clew__buf_json_str(b, tmp.data ? tmp.data : "", tmp.len);
         }
         clew__buf_deinit(&tmp);
-        TRY(rc);
+        CLEW_TRY(rc);
         break;
     }
     case CLEW_VALUE_EMPTY:
-        TRY(tag_open(b, first, key.ptr, key.len, "string"));
-        TRY(clew__buf_puts(b, "\"\""));
+        CLEW_TRY(tag_open(b, first, key.ptr, key.len, "string"));
+        CLEW_TRY(clew__buf_puts(b, "\"\""));
         break;
     }
     return clew__buf_putc(b, '}');
@@ -222,7 +142,7 @@ static clew_status attrs_tags(clew_buf *b, bool *first, const clew_attrs *a, boo
         if (skip_service && kv->key.len == 12 && memcmp(kv->key.ptr, "service.name", 12) == 0) {
             continue;
         }
-        TRY(value_tag(b, first, kv->key, &kv->value));
+        CLEW_TRY(value_tag(b, first, kv->key, &kv->value));
     }
     return CLEW_OK;
 }
@@ -230,31 +150,32 @@ static clew_status attrs_tags(clew_buf *b, bool *first, const clew_attrs *a, boo
 static clew_status span_tags(clew_buf *b, const clew_span_data *s)
 {
     bool first = true;
-    TRY(clew__buf_puts(b, "\"tags\":["));
-    TRY(attrs_tags(b, &first, &s->attrs, false));
+    CLEW_TRY(clew__buf_puts(b, "\"tags\":["));
+    CLEW_TRY(attrs_tags(b, &first, &s->attrs, false));
     if (s->kind >= CLEW_KIND_SERVER && s->kind <= CLEW_KIND_CONSUMER) {
         const char *k = clew__kind_name(s->kind);
-        TRY(str_tag(b, &first, "span.kind", k, strlen(k)));
+        CLEW_TRY(str_tag(b, &first, "span.kind", k, strlen(k)));
     }
     if (s->status_code == CLEW_STATUS_OK) {
-        TRY(str_tag(b, &first, "otel.status_code", "OK", 2));
+        CLEW_TRY(str_tag(b, &first, "otel.status_code", "OK", 2));
     } else if (s->status_code == CLEW_STATUS_ERROR) {
-        TRY(str_tag(b, &first, "otel.status_code", "ERROR", 5));
-        TRY(tag_open(b, &first, "error", 5, "bool"));
-        TRY(clew__buf_puts(b, "true}"));
+        CLEW_TRY(str_tag(b, &first, "otel.status_code", "ERROR", 5));
+        CLEW_TRY(tag_open(b, &first, "error", 5, "bool"));
+        CLEW_TRY(clew__buf_puts(b, "true}"));
     }
     if (s->status_message.len > 0) {
-        TRY(str_tag(b, &first, "otel.status_description", s->status_message.ptr,
-                    s->status_message.len));
+        CLEW_TRY(str_tag(b, &first, "otel.status_description", s->status_message.ptr,
+                         s->status_message.len));
     }
     if (s->scope != NULL && s->scope->name.len > 0) {
-        TRY(str_tag(b, &first, "otel.scope.name", s->scope->name.ptr, s->scope->name.len));
+        CLEW_TRY(str_tag(b, &first, "otel.scope.name", s->scope->name.ptr, s->scope->name.len));
     }
     if (s->scope != NULL && s->scope->version.len > 0) {
-        TRY(str_tag(b, &first, "otel.scope.version", s->scope->version.ptr, s->scope->version.len));
+        CLEW_TRY(
+            str_tag(b, &first, "otel.scope.version", s->scope->version.ptr, s->scope->version.len));
     }
     if (s->trace_state.len > 0) {
-        TRY(str_tag(b, &first, "w3c.tracestate", s->trace_state.ptr, s->trace_state.len));
+        CLEW_TRY(str_tag(b, &first, "w3c.tracestate", s->trace_state.ptr, s->trace_state.len));
     }
     return clew__buf_putc(b, ']');
 }
@@ -266,7 +187,7 @@ static clew_status put_ref(clew_buf *b, bool *first, const char *type, const cle
     clew__jaeger_trace_id_hex(tid, th);
     clew__span_id_hex(sid, sh);
     if (!*first) {
-        TRY(clew__buf_putc(b, ','));
+        CLEW_TRY(clew__buf_putc(b, ','));
     }
     *first = false;
     return clew__buf_printf(b, "{\"refType\":\"%s\",\"traceID\":\"%s\",\"spanID\":\"%s\"}", type,
@@ -279,28 +200,29 @@ static clew_status span_json(clew_buf *b, const clew_span_data *s, size_t proces
     clew__jaeger_trace_id_hex(&s->trace_id, th);
     clew__span_id_hex(&s->span_id, sh);
     uint64_t dur = s->end_ns > s->start_ns ? s->end_ns - s->start_ns : 0;
-    TRY(clew__buf_printf(b, "{\"traceID\":\"%s\",\"spanID\":\"%s\",\"operationName\":", th, sh));
-    TRY(clew__buf_json_str(b, s->name.ptr, s->name.len));
-    TRY(clew__buf_puts(b, ",\"references\":["));
+    CLEW_TRY(
+        clew__buf_printf(b, "{\"traceID\":\"%s\",\"spanID\":\"%s\",\"operationName\":", th, sh));
+    CLEW_TRY(clew__buf_json_str(b, s->name.ptr, s->name.len));
+    CLEW_TRY(clew__buf_puts(b, ",\"references\":["));
     bool first = true;
     if (!clew__span_id_is_zero(&s->parent_span_id)) {
-        TRY(put_ref(b, &first, "CHILD_OF", &s->trace_id, &s->parent_span_id));
+        CLEW_TRY(put_ref(b, &first, "CHILD_OF", &s->trace_id, &s->parent_span_id));
     }
     for (uint32_t i = 0; i < s->n_links; i++) {
-        TRY(put_ref(b, &first, "FOLLOWS_FROM", &s->links[i].trace_id, &s->links[i].span_id));
+        CLEW_TRY(put_ref(b, &first, "FOLLOWS_FROM", &s->links[i].trace_id, &s->links[i].span_id));
     }
-    TRY(clew__buf_printf(b, "],\"startTime\":%" PRIu64 ",\"duration\":%" PRIu64 ",",
-                         s->start_ns / 1000, dur / 1000));
-    TRY(span_tags(b, s));
-    TRY(clew__buf_puts(b, ",\"logs\":["));
+    CLEW_TRY(clew__buf_printf(b, "],\"startTime\":%" PRIu64 ",\"duration\":%" PRIu64 ",",
+                              s->start_ns / 1000, dur / 1000));
+    CLEW_TRY(span_tags(b, s));
+    CLEW_TRY(clew__buf_puts(b, ",\"logs\":["));
     for (uint32_t i = 0; i < s->n_events; i++) {
         const clew_event_data *ev = &s->events[i];
         bool ffirst = true;
-        TRY(clew__buf_printf(b, "%s{\"timestamp\":%" PRIu64 ",\"fields\":[", i ? "," : "",
-                             ev->time_ns / 1000));
-        TRY(str_tag(b, &ffirst, "event", ev->name.ptr, ev->name.len));
-        TRY(attrs_tags(b, &ffirst, &ev->attrs, false));
-        TRY(clew__buf_puts(b, "]}"));
+        CLEW_TRY(clew__buf_printf(b, "%s{\"timestamp\":%" PRIu64 ",\"fields\":[", i ? "," : "",
+                                  ev->time_ns / 1000));
+        CLEW_TRY(str_tag(b, &ffirst, "event", ev->name.ptr, ev->name.len));
+        CLEW_TRY(attrs_tags(b, &ffirst, &ev->attrs, false));
+        CLEW_TRY(clew__buf_puts(b, "]}"));
     }
     return clew__buf_printf(b, "],\"processID\":\"p%zu\",\"warnings\":null,\"flags\":%u}",
                             process + 1, (unsigned)(s->flags & 0xffu));
@@ -377,17 +299,17 @@ clew_status clew__jaeger_trace_json(const clew_trace_result *t, clew_buf *out)
     }
     clew__free(proc);
     clew__free(res);
-    TRY(rc);
-    TRY(clew__buf_printf(out, "},\"warnings\":null,\"clew\":{\"state\":\"%s\",\"keptReason\":",
-                         state_name(t->meta.state)));
-    TRY(clew__buf_json_str(out, t->meta.kept_reason.ptr, t->meta.kept_reason.len));
-    TRY(clew__buf_puts(out, ",\"adjustedCount\":"));
+    CLEW_TRY(rc);
+    CLEW_TRY(clew__buf_printf(out, "},\"warnings\":null,\"clew\":{\"state\":\"%s\",\"keptReason\":",
+                              state_name(t->meta.state)));
+    CLEW_TRY(clew__buf_json_str(out, t->meta.kept_reason.ptr, t->meta.kept_reason.len));
+    CLEW_TRY(clew__buf_puts(out, ",\"adjustedCount\":"));
     if (isfinite(t->meta.adjusted_count)) {
-        TRY(put_double(out, t->meta.adjusted_count));
+        CLEW_TRY(put_double(out, t->meta.adjusted_count));
     } else {
-        TRY(clew__buf_puts(out, "null"));
+        CLEW_TRY(clew__buf_puts(out, "null"));
     }
-    TRY(clew__buf_puts(out, ",\"tenant\":"));
-    TRY(clew__buf_json_str(out, t->meta.tenant.ptr, t->meta.tenant.len));
+    CLEW_TRY(clew__buf_puts(out, ",\"tenant\":"));
+    CLEW_TRY(clew__buf_json_str(out, t->meta.tenant.ptr, t->meta.tenant.len));
     return clew__buf_puts(out, "}}");
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/hex.h"
 
 typedef struct bag_entry {
     char *mem; /* one allocation: key, value, metadata back to back */
@@ -321,20 +322,6 @@ clew_status clew_baggage_remove(clew_baggage *b, clew_str key)
 
 /* ---- parsing ---------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 with *bad = length of
  * the maximal ill-formed subpart (>= 1) that one U+FFFD replaces. */
 static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
@@ -382,7 +369,7 @@ static bool percent_decode(const char *v, size_t n, char *out, size_t *out_len)
             if (i + 2 >= n) {
                 return false;
             }
-            int h = hexval(v[i + 1]), l = hexval(v[i + 2]);
+            int h = clew__hex_digit(v[i + 1]), l = clew__hex_digit(v[i + 2]);
             if (h < 0 || l < 0) {
                 return false;
             }

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "common/alloc.h"
+#include "common/hex.h"
 
 #define MAX_OPS 8
 
@@ -384,20 +385,6 @@ clew_status clew_sql_comment_inject(const clew_span_context *sc, const char *que
     return CLEW_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 clew_status clew_sql_comment_extract(const char *query, size_t qlen, clew_span_context *out_sc)
 {
     if ((query == NULL && qlen > 0) || out_sc == NULL) {
@@ -459,7 +446,8 @@ clew_status clew_sql_comment_extract(const char *query, size_t qlen, clew_span_c
                 i++;
                 break;
             } else if (ch == '%') {
-                int h = i + 2 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+                int h = i + 2 < n ? clew__hex_digit(s[i + 1]) : -1,
+                    lo = i + 2 < n ? clew__hex_digit(s[i + 2]) : -1;
                 if (h < 0 || lo < 0) {
                     return CLEW_EPARSE;
                 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/base64.h"
 
 void clew__trace_result_free(clew_trace_result *t)
 {
@@ -105,31 +106,18 @@ static bool parse_double(clew_str t, double *out)
     return true;
 }
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* Compares raw bytes with standard padded base64 text without allocating: the form
  * the Jaeger v1 API shows binary tags in, so a user can paste what they see. */
 static bool bytes_match_base64(clew_str raw, clew_str text)
 {
-    size_t want = (raw.len + 2) / 3 * 4;
-    if (text.len != want) {
+    if (text.len != CLEW_BASE64_LEN(raw.len)) {
         return false;
     }
-    const unsigned char *p = (const unsigned char *)raw.ptr;
+    const uint8_t *p = (const uint8_t *)raw.ptr;
     size_t o = 0;
     for (size_t i = 0; i < raw.len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        size_t left = raw.len - i;
-        if (left > 1) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (left > 2) {
-            v |= p[i + 2];
-        }
-        char q[4] = {b64_alphabet[(v >> 18) & 63], b64_alphabet[(v >> 12) & 63],
-                     left > 1 ? b64_alphabet[(v >> 6) & 63] : '=',
-                     left > 2 ? b64_alphabet[v & 63] : '='};
+        char q[4];
+        clew__base64_quad(p + i, raw.len - i, q);
         if (memcmp(q, text.ptr + o, 4) != 0) {
             return false;
         }
