@@ -5,11 +5,12 @@
 #   make check-format / make format / make lint
 #   make fuzz       build libFuzzer targets with clang and run each for FUZZ_SECONDS
 #   make bench      build and run the ingest benchmark
+#   make tsan       build with ThreadSanitizer and run the unit and integration tests
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps run test unit check-format format lint fuzz bench clean install
+.PHONY: all deps run test unit tsan check-format format lint fuzz bench clean install
 
 all:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -35,11 +36,32 @@ unit:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ctest --output-on-failure -j$(JOBS) -L unit
 
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
+	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=OFF >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure -j$(JOBS) -L 'unit|integration' $(CTEST_ARGS)
+
 check-format:
 	@bad=$$(clang-format --dry-run $(SOURCES) 2>&1 | grep -c 'warning:' || true); \
 	if [ "$$bad" != "0" ]; then clang-format --dry-run $(SOURCES) 2>&1 | head -40; \
-	  echo "check-format: $$bad formatting differences; run 'make format'"; exit 1; fi; \
-	echo "check-format: clean"
+	  echo "tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
+	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=OFF >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure -j$(JOBS) -L 'unit|integration' $(CTEST_ARGS)
+
+check-format: $$bad formatting differences; run 'make format'"; exit 1; fi; \
+	echo "tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
+	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=OFF >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure -j$(JOBS) -L 'unit|integration' $(CTEST_ARGS)
+
+check-format: clean"
 
 format:
 	clang-format -i $(SOURCES)
@@ -60,4 +82,4 @@ install: all
 	cmake --install build
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan

@@ -12,5 +12,8 @@
 #include "clew/version.h"
 #include "clew/context.h"
 #include "clew/propagation.h"
+#include "clew/trace.h"
+#include "clew/exporter.h"
+#include "clew/log.h"
 
 #endif /* CLEW_CLEW_H */

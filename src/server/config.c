@@ -43,6 +43,10 @@ typedef struct opt {
 static const opt OPTS[] = {
     {"otlp_http", OPT_LISTEN, OFF(otlp_http), 0, 0, "HOST:PORT|off",
      "OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON, gzip or not)."},
+    {"otlp_grpc", OPT_LISTEN, OFF(otlp_grpc), 0, 0, "HOST:PORT|off",
+     "OTLP/gRPC receiver (HTTP/2 cleartext, TraceService/Export; messages up to --max-request-body)."},
+    {"zipkin", OPT_LISTEN, OFF(zipkin), 0, 0, "HOST:PORT|off",
+     "Zipkin receiver (POST /api/v2/spans and /api/v1/spans, JSON, gzip or not; 202 once stored)."},
     {"http", OPT_LISTEN, OFF(http), 0, 0, "HOST:PORT|off",
      "Query port: Jaeger APIs under /api/, /metrics, /healthz, /readyz."},
     {"data_dir", OPT_PATH, OFF(data_dir), 0, 0, "DIR",
@@ -61,9 +65,27 @@ static const opt OPTS[] = {
     {"workers", OPT_COUNT, OFF(workers), 0, 1024, "N",
      "Threads that decode and store requests; 0 = one per core."},
     {"timeout", OPT_DURATION, OFF(timeout_ns), SEC / 1000, 3600 * SEC, "DURATION",
-     "Read and write timeout per connection, so slow clients cannot hold the server."},
+     "Read and write timeout per connection, and the deadline for a whole request (headers and "
+     "body) to arrive or an idle keep-alive connection to send one, so slow clients cannot hold "
+     "the server."},
     {"shutdown_timeout", OPT_DURATION, OFF(shutdown_timeout_ns), 0, 3600 * SEC, "DURATION",
      "On SIGINT/SIGTERM, how long to wait for in-flight requests to be answered."},
+    {"max_connections", OPT_COUNT, OFF(max_connections), 0, 1000000, "N",
+     "Open connections per HTTP listener; connections past it are closed at once. 0 = no limit."},
+    {"span_attribute_count_limit", OPT_COUNT, OFF(span_attribute_count_limit), 0, UINT32_MAX, "N",
+     "Attributes kept per span at ingest; the rest are added to its dropped count. 0 = no limit."},
+    {"event_attribute_count_limit", OPT_COUNT, OFF(event_attribute_count_limit), 0, UINT32_MAX, "N",
+     "Attributes kept per span event at ingest. 0 = no limit."},
+    {"link_attribute_count_limit", OPT_COUNT, OFF(link_attribute_count_limit), 0, UINT32_MAX, "N",
+     "Attributes kept per span link at ingest. 0 = no limit."},
+    {"attribute_value_length_limit", OPT_SIZE, OFF(attribute_value_length_limit), 0, 4 * GIB,
+     "SIZE",
+     "Longest string or bytes attribute value (each array element too) kept at ingest; longer "
+     "ones are truncated (UTF-8 on a character boundary). 0 = no limit."},
+    {"span_event_count_limit", OPT_COUNT, OFF(span_event_count_limit), 0, UINT32_MAX, "N",
+     "Events kept per span at ingest; the rest are added to its dropped count. 0 = no limit."},
+    {"span_link_count_limit", OPT_COUNT, OFF(span_link_count_limit), 0, UINT32_MAX, "N",
+     "Links kept per span at ingest; the rest are added to its dropped count. 0 = no limit."},
     {"log_level", OPT_LOGLEVEL, OFF(log_level), 0, 0, "error|warn|info|debug",
      "Which messages go to stderr."},
 };
@@ -77,6 +99,10 @@ void clew__config_defaults(clew_server_config *c)
     memset(c, 0, sizeof(*c));
     memcpy(c->otlp_http.host, "127.0.0.1", 10);
     c->otlp_http.port = 4318;
+    memcpy(c->otlp_grpc.host, "127.0.0.1", 10);
+    c->otlp_grpc.port = 4317;
+    memcpy(c->zipkin.host, "127.0.0.1", 10);
+    c->zipkin.port = 9411;
     memcpy(c->http.host, "127.0.0.1", 10);
     c->http.port = 16686;
     memcpy(c->data_dir, "./clew-data", 12);
@@ -88,6 +114,13 @@ void clew__config_defaults(clew_server_config *c)
     c->workers = 0;
     c->timeout_ns = 30 * SEC;
     c->shutdown_timeout_ns = 10 * SEC;
+    c->max_connections = 1024;
+    c->span_attribute_count_limit = 128;
+    c->event_attribute_count_limit = 128;
+    c->link_attribute_count_limit = 128;
+    c->attribute_value_length_limit = 64 * KIB;
+    c->span_event_count_limit = 128;
+    c->span_link_count_limit = 128;
     c->log_level = CLEW_LOG_INFO;
 }
 
@@ -743,6 +776,18 @@ clew_status clew__config_validate(const clew_server_config *c, clew_config_error
         err_set(err, "otlp_http and http are both set to port %u; give them different ports",
                 (unsigned)c->http.port);
         return CLEW_EINVAL;
+    }
+    /* the gRPC listener against the other two */
+    const clew_listen_addr *others[] = {&c->otlp_http, &c->http};
+    const char *other_names[] = {"otlp_http", "http"};
+    for (size_t i = 0; i < 2; i++) {
+        const clew_listen_addr *o = others[i];
+        if (!c->otlp_grpc.off && !o->off && o->port != 0 && o->port == c->otlp_grpc.port &&
+            strcmp(o->host, c->otlp_grpc.host) == 0) {
+            err_set(err, "otlp_grpc and %s are both set to port %u; give them different ports",
+                    other_names[i], (unsigned)o->port);
+            return CLEW_EINVAL;
+        }
     }
     return CLEW_OK;
 }

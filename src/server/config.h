@@ -50,6 +50,8 @@ typedef enum clew_log_level {
 typedef struct clew_server_config {
     clew_listen_addr otlp_http; /* OTLP/HTTP receiver, default 127.0.0.1:4318 */
     clew_listen_addr http;      /* query APIs, /metrics, /healthz; default 127.0.0.1:16686 */
+    clew_listen_addr otlp_grpc; /* OTLP/gRPC receiver, default 127.0.0.1:4317 */
+    clew_listen_addr zipkin;    /* Zipkin JSON receiver, default 127.0.0.1:9411 */
     char data_dir[CLEW_CONFIG_PATH_MAX];
     clew_storage_kind storage;
     uint64_t max_memory;       /* bytes; split into budgets (clew__config_budgets) */
@@ -59,6 +61,14 @@ typedef struct clew_server_config {
     uint64_t workers;          /* decode/store threads; 0 = number of cores */
     uint64_t timeout_ns;       /* HTTP read/write timeout per connection */
     uint64_t shutdown_timeout_ns;
+    uint64_t max_connections; /* open connections per HTTP listener; 0 = no limit */
+    /* span limits applied at ingest (limits.h); 0 = no limit */
+    uint64_t span_attribute_count_limit;
+    uint64_t event_attribute_count_limit;
+    uint64_t link_attribute_count_limit;
+    uint64_t attribute_value_length_limit; /* bytes */
+    uint64_t span_event_count_limit;
+    uint64_t span_link_count_limit;
     clew_log_level log_level;
 } clew_server_config;
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -35,11 +36,32 @@
 #include "common/clock.h"
 
 #define MAX_LISTENERS 8
+#define CONN_BUCKETS  1024 /* power of two */
 
 typedef struct listener {
     struct evhttp *http;
     struct evhttp_bound_socket *bound; /* NULL once closed */
+    clew_http_server *srv;
+    clew_http_handler handler;
+    void *ud;
+    char name[300]; /* HOST:PORT as bound, the `listener` label */
+    /* loop thread only */
+    uint64_t n_open;    /* connections accepted and not yet closed */
+    uint64_t refused;   /* closed at once: max_connections were open */
+    uint64_t timed_out; /* closed: no whole request within the deadline */
 } listener;
+
+/* One accepted connection (see "connection limits and deadlines" below). */
+typedef struct conn_state conn_state;
+struct conn_state {
+    conn_state *next; /* hash chain, or the unresolved list */
+    listener *l;
+    struct bufferevent *bev;         /* what our bevcb made for it */
+    struct evhttp_connection *evcon; /* NULL until resolved */
+    struct event *deadline;
+    bool hold;   /* we are freeing the connection ourselves: we free the state */
+    bool closed; /* on_conn_close ran */
+};
 
 typedef struct worker_thread {
     clew_http_server *srv;
@@ -72,11 +94,21 @@ struct clew_http_server {
     worker_thread *workers;
     unsigned n_workers;
 
+    /* connections (loop thread only): unresolved ones (accepted, evcon not yet
+     * known) and the rest hashed by evcon */
+    conn_state *unresolved;
+    struct event *resolve_ev;
+    conn_state *conns[CONN_BUCKETS];
+
     size_t pending; /* submitted, done() not yet run; loop thread only */
     bool stopping;
     uint64_t stop_deadline_ns;
     struct event *drain_ev;
 };
+
+/* connection bookkeeping, defined with the listeners below */
+static void resolve_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_free(conn_state *st);
 
 /* ---- completion hand-off ---- */
 
@@ -252,8 +284,9 @@ clew_status clew__http_server_create(const clew_http_options *opts, clew_http_se
     }
     s->c_init = true;
     s->c_ev = event_new(s->base, -1, EV_PERSIST, completion_cb, s);
+    s->resolve_ev = event_new(s->base, -1, 0, resolve_cb, s);
     s->workers = clew__calloc(s->opts.workers, sizeof(*s->workers));
-    if (s->c_ev == NULL || s->workers == NULL) {
+    if (s->c_ev == NULL || s->resolve_ev == NULL || s->workers == NULL) {
         clew__http_server_destroy(s);
         return CLEW_ENOMEM;
     }
@@ -288,7 +321,17 @@ void clew__http_server_destroy(clew_http_server *s)
         run_completions(s);
     }
     for (size_t i = 0; i < s->n_listeners; i++) {
-        evhttp_free(s->listeners[i].http);
+        evhttp_free(s->listeners[i].http); /* on_conn_close forgets each connection */
+    }
+    /* accepted on the last loop turn and never resolved: their bufferevents went
+     * with their connections above */
+    while (s->unresolved != NULL) {
+        conn_state *st = s->unresolved;
+        s->unresolved = st->next;
+        conn_free(st);
+    }
+    if (s->resolve_ev != NULL) {
+        event_free(s->resolve_ev);
     }
     if (s->drain_ev != NULL) {
         event_free(s->drain_ev);
@@ -321,9 +364,230 @@ struct event_base *clew__http_base(clew_http_server *s)
     return s->base;
 }
 
+/* ---- connection limits and deadlines ----
+ *
+ * libevent 2.1 has no connection limit and its read timeout restarts on every
+ * byte, so a client sending a header byte per second holds a connection forever.
+ * evhttp tells us little about connections, so we learn about them this way:
+ *   1. evhttp asks our bevcb for a bufferevent for every accepted socket: we make
+ *      it, count the connection and note it as unresolved;
+ *   2. right after the accept callback (same loop iteration, before any read),
+ *      resolve_cb reads the evhttp_connection out of the bufferevent's callback
+ *      argument (evhttp registers its callbacks with the connection as argument),
+ *      sets the connection's close callback and either closes it (over
+ *      max_connections) or arms its deadline;
+ *   3. our request callback disarms the deadline while the request is handled and
+ *      re-arms it when the reply has been written (on_complete), for the next
+ *      request on the keep-alive connection;
+ *   4. the close callback, which evhttp calls once whenever it frees the
+ *      connection (EOF, error, timeout, reply with close, evhttp_free), forgets it.
+ * A deadline that fires frees the connection with evhttp_connection_free; it can
+ * only fire while no request of the connection is with a handler or a worker.
+ * One gap: if evhttp failed to allocate a request for a just-accepted socket it
+ * frees the connection before step 2, without its close callback; we do not
+ * survive that out-of-memory case gracefully.
+ */
+
+static size_t conn_bucket(const struct evhttp_connection *evcon)
+{
+    uintptr_t p = (uintptr_t)evcon;
+    return (size_t)((p >> 4) ^ (p >> 14)) & (CONN_BUCKETS - 1);
+}
+
+static conn_state *conn_find(clew_http_server *s, const struct evhttp_connection *evcon)
+{
+    if (evcon == NULL) {
+        return NULL;
+    }
+    for (conn_state *c = s->conns[conn_bucket(evcon)]; c != NULL; c = c->next) {
+        if (c->evcon == evcon) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void conn_unlink(clew_http_server *s, conn_state *st)
+{
+    conn_state **pp = &s->conns[conn_bucket(st->evcon)];
+    while (*pp != NULL && *pp != st) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == st) {
+        *pp = st->next;
+    }
+    st->next = NULL;
+}
+
+static void conn_free(conn_state *st)
+{
+    if (st->deadline != NULL) {
+        event_free(st->deadline);
+    }
+    clew__free(st);
+}
+
+static void arm_deadline(conn_state *st)
+{
+    const clew_http_options *o = &st->l->srv->opts;
+    if (st->deadline == NULL || o->timeout_ns == 0) {
+        return;
+    }
+    struct timeval tv = {(time_t)(o->timeout_ns / 1000000000u),
+                         (suseconds_t)((o->timeout_ns % 1000000000u) / 1000u)};
+    (void)event_add(st->deadline, &tv);
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    conn_state *st = arg;
+    conn_unlink(st->l->srv, st);
+    st->l->n_open--;
+    st->closed = true;
+    if (!st->hold) {
+        conn_free(st);
+    }
+}
+
+/* Closes a resolved connection from outside evhttp's callbacks and forgets it. */
+static void conn_close(conn_state *st)
+{
+    st->hold = true;
+    evhttp_connection_free(st->evcon); /* runs on_conn_close (it leaves st to us) */
+    if (!st->closed) {
+        conn_unlink(st->l->srv, st);
+        st->l->n_open--;
+    }
+    conn_free(st);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_state *st = arg;
+    st->l->timed_out++;
+    conn_close(st);
+}
+
+static void resolve_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    clew_http_server *s = arg;
+    conn_state *list = s->unresolved;
+    s->unresolved = NULL;
+    while (list != NULL) {
+        conn_state *st = list;
+        list = st->next;
+        st->next = NULL;
+        void *cbarg = NULL;
+        bufferevent_getcb(st->bev, NULL, NULL, NULL, &cbarg);
+        st->evcon = cbarg;
+        if (st->evcon == NULL) {
+            /* evhttp did not take the bufferevent (cannot happen in 2.1) */
+            st->l->n_open--;
+            conn_free(st);
+            continue;
+        }
+        size_t b = conn_bucket(st->evcon);
+        st->next = s->conns[b];
+        s->conns[b] = st;
+        evhttp_connection_set_closecb(st->evcon, on_conn_close, st);
+        if (s->opts.max_connections != 0 && st->l->n_open > s->opts.max_connections) {
+            st->l->refused++;
+            conn_close(st);
+            continue;
+        }
+        st->deadline = event_new(s->base, -1, 0, deadline_cb, st);
+        arm_deadline(st);
+    }
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    listener *l = arg;
+    clew_http_server *s = l->srv;
+    /* the options evhttp uses when it makes the bufferevent itself */
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    if (bev == NULL) {
+        return NULL; /* evhttp tries on its own and fails the same way */
+    }
+    conn_state *st = clew__calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return bev; /* untracked: no limit or deadline for this one */
+    }
+    st->l = l;
+    st->bev = bev;
+    st->next = s->unresolved;
+    s->unresolved = st;
+    l->n_open++;
+    event_active(s->resolve_ev, EV_READ, 0);
+    return bev;
+}
+
+static void on_request_complete(struct evhttp_request *req, void *arg)
+{
+    conn_state *st = conn_find(arg, evhttp_request_get_connection(req));
+    if (st != NULL) {
+        arm_deadline(st); /* the next request on this connection */
+    }
+}
+
+static void request_cb(struct evhttp_request *req, void *arg)
+{
+    listener *l = arg;
+    conn_state *st = conn_find(l->srv, evhttp_request_get_connection(req));
+    if (st != NULL && st->deadline != NULL) {
+        /* the request is complete: from here on its reply is up to us */
+        (void)event_del(st->deadline);
+        evhttp_request_set_on_complete_cb(req, on_request_complete, l->srv);
+    }
+    l->handler(req, l->ud);
+}
+
+clew_status clew__http_render_metrics(clew_http_server *s, clew_buf *out)
+{
+    if (s == NULL) {
+        return CLEW_OK;
+    }
+    static const char *const heads[][3] = {
+        {"clew_http_connections", "gauge", "Open connections per HTTP listener."},
+        {"clew_http_connections_refused_total", "counter",
+         "Connections closed on accept because --max-connections were open."},
+        {"clew_http_connections_timed_out_total", "counter",
+         "Connections closed because no whole request arrived within --timeout."},
+    };
+    for (size_t h = 0; h < 3; h++) {
+        clew_status rc = clew__buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", heads[h][0],
+                                          heads[h][2], heads[h][0], heads[h][1]);
+        for (size_t i = 0; rc == CLEW_OK && i < s->n_listeners; i++) {
+            const listener *l = &s->listeners[i];
+            uint64_t v = h == 0 ? l->n_open : h == 1 ? l->refused : l->timed_out;
+            rc = clew__buf_printf(out, "%s{listener=\"%s\"} %llu\n", heads[h][0], l->name,
+                                  (unsigned long long)v);
+        }
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+    }
+    pthread_mutex_lock(&s->q_mu);
+    size_t depth = s->q_len;
+    pthread_mutex_unlock(&s->q_mu);
+    return clew__buf_printf(out,
+                            "# HELP clew_worker_queue_depth Requests waiting for a worker.\n"
+                            "# TYPE clew_worker_queue_depth gauge\n"
+                            "clew_worker_queue_depth %zu\n"
+                            "# HELP clew_workers Worker threads.\n"
+                            "# TYPE clew_workers gauge\n"
+                            "clew_workers %u\n",
+                            depth, s->n_workers);
+}
+
 /* ---- listeners ---- */
 
-static evutil_socket_t open_socket(const clew_listen_addr *addr, char *err, size_t err_size)
+int clew__http_open_socket(const clew_listen_addr *addr, char *err, size_t err_size)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -367,7 +631,7 @@ static evutil_socket_t open_socket(const clew_listen_addr *addr, char *err, size
     return fd;
 }
 
-static uint16_t bound_port(evutil_socket_t fd)
+uint16_t clew__http_bound_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -391,7 +655,7 @@ clew_status clew__http_listen(clew_http_server *s, const clew_listen_addr *addr,
         snprintf(err, err_size, "no listener to open");
         return CLEW_EINVAL;
     }
-    evutil_socket_t fd = open_socket(addr, err, err_size);
+    evutil_socket_t fd = clew__http_open_socket(addr, err, err_size);
     if (fd < 0) {
         return CLEW_EIO;
     }
@@ -412,7 +676,12 @@ clew_status clew__http_listen(clew_http_server *s, const clew_listen_addr *addr,
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                          EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(http, handler, ud);
+    listener *l = &s->listeners[s->n_listeners];
+    l->srv = s;
+    l->handler = handler;
+    l->ud = ud;
+    evhttp_set_gencb(http, request_cb, l);
+    evhttp_set_bevcb(http, make_bev, l);
     struct evhttp_bound_socket *b = evhttp_accept_socket_with_handle(http, fd);
     if (b == NULL) {
         close(fd);
@@ -423,8 +692,11 @@ clew_status clew__http_listen(clew_http_server *s, const clew_listen_addr *addr,
     s->listeners[s->n_listeners].http = http;
     s->listeners[s->n_listeners].bound = b;
     s->n_listeners++;
+    clew_listen_addr shown = *addr;
+    shown.port = clew__http_bound_port(fd);
+    clew__format_listen(&shown, l->name, sizeof(l->name));
     if (port_out != NULL) {
-        *port_out = bound_port(fd);
+        *port_out = shown.port;
     }
     return CLEW_OK;
 }

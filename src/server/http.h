@@ -66,6 +66,12 @@ typedef struct clew_http_options {
     uint64_t timeout_ns;
     size_t worker_arena_chunk; /* default chunk of each worker's arena */
     size_t max_queued_jobs;    /* submit gives CLEW_EFULL past it */
+    /* Open connections per listener; one past it is closed as soon as it is
+     * accepted. 0 = no limit. Each connection also gets a deadline of timeout_ns
+     * for a whole request (headers and body) to arrive, counted from its accept
+     * or the end of its previous reply, so a client trickling bytes (each of
+     * which would restart libevent's own read timeout) is cut off. */
+    size_t max_connections;
 } clew_http_options;
 
 CLEW_NODISCARD clew_status clew__http_server_create(const clew_http_options *opts,
@@ -85,6 +91,13 @@ CLEW_NODISCARD clew_status clew__http_listen(clew_http_server *s, const clew_lis
                                              size_t max_body, clew_http_handler handler, void *ud,
                                              uint16_t *port_out, char *err, size_t err_size);
 
+/* The listening socket clew__http_listen uses (non-blocking, SO_REUSEADDR,
+ * TCP_NODELAY inherited by accepted sockets), for listeners that are not evhttp
+ * (the gRPC receiver). Returns the fd, or -1 with a sentence in err. */
+int clew__http_open_socket(const clew_listen_addr *addr, char *err, size_t err_size);
+/* The local port a socket is bound to; 0 if unknown. */
+uint16_t clew__http_bound_port(int fd);
+
 /* Queues a job for the workers. CLEW_EFULL when max_queued_jobs are waiting,
  * CLEW_ECLOSED when stopping; then the job was not taken. */
 CLEW_NODISCARD clew_status clew__http_submit(clew_http_server *s, clew_http_job *job);
@@ -101,6 +114,11 @@ void clew__http_stop(clew_http_server *s, uint64_t timeout_ns);
 bool clew__http_stopping(const clew_http_server *s);
 /* Jobs submitted and not yet done. */
 size_t clew__http_pending(const clew_http_server *s);
+
+/* Appends the HTTP layer's gauges and counters (open, refused and timed-out
+ * connections per listener, the worker queue depth) in the Prometheus text
+ * format. Loop thread. `s` may be NULL (nothing is written). */
+CLEW_NODISCARD clew_status clew__http_render_metrics(clew_http_server *s, clew_buf *out);
 
 /* ---- reply helpers (loop thread) ---- */
 

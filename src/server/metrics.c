@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 static const int CODES[] = CLEW_METRIC_CODES;
-static const char *const RECEIVERS[CLEW_RECV_COUNT] = {"otlp_http", "query"};
+static const char *const RECEIVERS[CLEW_RECV_COUNT] = {"otlp_http", "query", "otlp_grpc", "zipkin"};
 static const char *const FORMATS[CLEW_FMT_COUNT] = {"protobuf", "json"};
 static const char *const REASONS[CLEW_REJECT_COUNT] = {"invalid_id", "backpressure", "store_error"};
 /* upper bounds in seconds, Prometheus' usual spread from 1ms to 10s */
@@ -49,6 +49,32 @@ void clew__metrics_duration(clew_server_metrics *m, uint64_t ns)
     atomic_fetch_add_explicit(&m->duration_buckets[b], 1, RELAXED);
     atomic_fetch_add_explicit(&m->duration_sum_ns, ns, RELAXED);
     atomic_fetch_add_explicit(&m->duration_count, 1, RELAXED);
+}
+
+void clew__metrics_observe(clew_server_metrics *m, clew_metric_receiver r, uint64_t ns)
+{
+    if (r == CLEW_RECV_OTLP_HTTP) {
+        clew__metrics_duration(m, ns);
+        return;
+    }
+    double s = (double)ns / 1e9;
+    size_t b = CLEW_METRIC_N_BUCKETS;
+    for (size_t i = 0; i < CLEW_METRIC_N_BUCKETS; i++) {
+        if (s <= BUCKETS[i]) {
+            b = i;
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&m->rx_duration_buckets[r][b], 1, RELAXED);
+    atomic_fetch_add_explicit(&m->rx_duration_sum_ns[r], ns, RELAXED);
+    atomic_fetch_add_explicit(&m->rx_duration_count[r], 1, RELAXED);
+}
+
+void clew__metrics_spans_rejected(clew_server_metrics *m, clew_metric_receiver r,
+                                  clew_reject_reason reason, uint64_t n)
+{
+    atomic_fetch_add_explicit(&m->spans_rejected[reason], n, RELAXED);
+    atomic_fetch_add_explicit(&m->spans_rejected_rx[r][reason], n, RELAXED);
 }
 
 bool clew__metrics_inflight_reserve(clew_server_metrics *m, uint64_t n)
@@ -141,13 +167,45 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
               FORMATS[f], (unsigned long long)ld(&m->spans_received[r][f]));
         }
     }
+    P("clew_spans_received_total{receiver=\"otlp_grpc\",format=\"protobuf\"} %llu\n",
+      (unsigned long long)ld(&m->spans_received[CLEW_RECV_OTLP_GRPC][CLEW_FMT_PROTOBUF]));
+    P("clew_spans_received_total{receiver=\"zipkin\",format=\"json\"} %llu\n",
+      (unsigned long long)ld(&m->spans_received[CLEW_RECV_ZIPKIN][CLEW_FMT_JSON]));
     HEAD("clew_spans_accepted_total", "counter", "Spans the store acknowledged.");
     P("clew_spans_accepted_total{receiver=\"%s\"} %llu\n", RECEIVERS[0],
       (unsigned long long)ld(&m->spans_accepted[0]));
+    P("clew_spans_accepted_total{receiver=\"otlp_grpc\"} %llu\n",
+      (unsigned long long)ld(&m->spans_accepted[CLEW_RECV_OTLP_GRPC]));
+    P("clew_spans_accepted_total{receiver=\"zipkin\"} %llu\n",
+      (unsigned long long)ld(&m->spans_accepted[CLEW_RECV_ZIPKIN]));
     HEAD("clew_spans_rejected_total", "counter", "Spans not stored, by reason.");
     for (int i = 0; i < CLEW_REJECT_COUNT; i++) {
         P("clew_spans_rejected_total{reason=\"%s\"} %llu\n", REASONS[i],
           (unsigned long long)ld(&m->spans_rejected[i]));
+    }
+    HEAD("clew_receiver_spans_rejected_total", "counter",
+         "Spans not stored, by receiver and reason (invalid_id: dropped by the decoder; "
+         "backpressure: refused with 429, the sender retries; store_error: 500).");
+    for (int r = 0; r < CLEW_RECV_COUNT; r++) {
+        if (r == CLEW_RECV_QUERY) {
+            continue;
+        }
+        for (int i = 0; i < CLEW_REJECT_COUNT; i++) {
+            P("clew_receiver_spans_rejected_total{receiver=\"%s\",reason=\"%s\"} %llu\n",
+              RECEIVERS[r], REASONS[i], (unsigned long long)ld(&m->spans_rejected_rx[r][i]));
+        }
+    }
+    HEAD("clew_spans_limited_total", "counter",
+         "Spans an ingest limit changed (the span's dropped counts say by how much).");
+    for (int i = 0; i < CLEW_LIMIT_COUNT; i++) {
+        P("clew_spans_limited_total{what=\"%s\"} %llu\n", clew__limit_names[i],
+          (unsigned long long)ld(&m->spans_limited[i]));
+    }
+    HEAD("clew_received_bytes_total", "counter",
+         "Request body bytes received, as sent (before gunzip), by receiver.");
+    for (int r = 0; r < CLEW_RECV_COUNT; r++) {
+        P("clew_received_bytes_total{receiver=\"%s\"} %llu\n", RECEIVERS[r],
+          (unsigned long long)ld(&m->bytes_received[r]));
     }
     HEAD("clew_requests_total", "counter", "HTTP requests answered, by receiver and status code.");
     for (int r = 0; r < CLEW_RECV_COUNT; r++) {
@@ -162,8 +220,18 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
             }
         }
     }
+    HEAD("clew_grpc_calls_total", "counter", "OTLP/gRPC calls answered, by grpc-status.");
+    for (int c = 0; c < CLEW_GRPC_N_STATUS; c++) {
+        P("clew_grpc_calls_total{receiver=\"otlp_grpc\",grpc_status=\"%d\"} %llu\n", c,
+          (unsigned long long)ld(&m->grpc_calls[c]));
+    }
+    HEAD("clew_grpc_connections", "gauge", "Open OTLP/gRPC (HTTP/2) connections.");
+    P("clew_grpc_connections{receiver=\"otlp_grpc\"} %llu\n",
+      (unsigned long long)ld(&m->grpc_connections));
+    HEAD("clew_grpc_streams", "gauge", "Open OTLP/gRPC streams (calls being received or answered).");
+    P("clew_grpc_streams{receiver=\"otlp_grpc\"} %llu\n", (unsigned long long)ld(&m->grpc_streams));
     HEAD("clew_request_duration_seconds", "histogram",
-         "OTLP/HTTP request time from the body being read to the reply being queued.");
+         "Ingest request time from the body being read to the reply being queued.");
     uint64_t cum = 0;
     for (size_t i = 0; i < CLEW_METRIC_N_BUCKETS; i++) {
         cum += ld(&m->duration_buckets[i]);
@@ -177,6 +245,24 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
       (double)ld(&m->duration_sum_ns) / 1e9);
     P("clew_request_duration_seconds_count{receiver=\"otlp_http\"} %llu\n",
       (unsigned long long)ld(&m->duration_count));
+    for (int r = 0; r < CLEW_RECV_COUNT; r++) {
+        if (r == CLEW_RECV_OTLP_HTTP || r == CLEW_RECV_QUERY) {
+            continue;
+        }
+        cum = 0;
+        for (size_t i = 0; i < CLEW_METRIC_N_BUCKETS; i++) {
+            cum += ld(&m->rx_duration_buckets[r][i]);
+            P("clew_request_duration_seconds_bucket{receiver=\"%s\",le=\"%g\"} %llu\n",
+              RECEIVERS[r], BUCKETS[i], (unsigned long long)cum);
+        }
+        cum += ld(&m->rx_duration_buckets[r][CLEW_METRIC_N_BUCKETS]);
+        P("clew_request_duration_seconds_bucket{receiver=\"%s\",le=\"+Inf\"} %llu\n", RECEIVERS[r],
+          (unsigned long long)cum);
+        P("clew_request_duration_seconds_sum{receiver=\"%s\"} %.9f\n", RECEIVERS[r],
+          (double)ld(&m->rx_duration_sum_ns[r]) / 1e9);
+        P("clew_request_duration_seconds_count{receiver=\"%s\"} %llu\n", RECEIVERS[r],
+          (unsigned long long)ld(&m->rx_duration_count[r]));
+    }
 
     HEAD("clew_inflight_bytes", "gauge", "Bytes charged to the ingest budget right now.");
     P("clew_inflight_bytes %llu\n", (unsigned long long)ld(&m->inflight_bytes));
@@ -186,6 +272,17 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
     P("clew_budget_bytes{budget=\"ingest\"} %llu\n", (unsigned long long)m->budgets.ingest);
     P("clew_budget_bytes{budget=\"store\"} %llu\n", (unsigned long long)m->budgets.store);
     P("clew_budget_bytes{budget=\"query\"} %llu\n", (unsigned long long)m->budgets.query);
+    HEAD("clew_budget_used_bytes", "gauge",
+         "Memory in use per budget (query results are not tracked yet and read 0).");
+    P("clew_budget_used_bytes{budget=\"ingest\"} %llu\n",
+      (unsigned long long)ld(&m->inflight_bytes));
+    if (store != NULL) {
+        clew_store_stats used;
+        memset(&used, 0, sizeof(used));
+        store->ops->stats(store, &used);
+        P("clew_budget_used_bytes{budget=\"store\"} %llu\n", (unsigned long long)used.bytes);
+    }
+    P("clew_budget_used_bytes{budget=\"query\"} 0\n");
 
     if (store != NULL) {
         clew_store_stats st;

@@ -124,9 +124,10 @@ static bool media_is(const char *v, const char *type)
     return *p == '\0' || *p == ';';
 }
 
-/* ---- gunzip with a hard output cap ---- */
+/* ---- gunzip with a hard output cap (shared with the gRPC receiver) ---- */
 
-static clew_status gunzip(const uint8_t *in, size_t len, clew_buf *out, char *msg, size_t msg_size)
+clew_status clew__gunzip_capped(const uint8_t *in, size_t len, clew_buf *out, char *msg,
+                                size_t msg_size)
 {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
@@ -201,6 +202,64 @@ static clew_status gunzip(const uint8_t *in, size_t len, clew_buf *out, char *ms
     return rc;
 }
 
+/* ---- the ingest path shared with the Zipkin receiver ---- */
+
+int clew__ingest_prepare(clew_http_worker *w, struct evbuffer **body, bool gzip, size_t max_body,
+                         clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size)
+{
+    memset(in, 0, sizeof(*in));
+    size_t len = evbuffer_get_length(*body);
+    const uint8_t *data = (const uint8_t *)"";
+    if (len > 0) {
+        /* the body's only copy, and none when libevent read it into one chunk */
+        data = evbuffer_pullup(*body, -1);
+        if (data == NULL) {
+            snprintf(msg, msg_size, "out of memory reading the body");
+            return 500;
+        }
+    }
+    if (gzip) {
+        w->scratch.max = max_body;
+        clew_status rc = clew__gunzip_capped(data, len, &w->scratch, msg, msg_size);
+        if (rc == CLEW_ETOOBIG || rc == CLEW_EPARSE) {
+            return rc == CLEW_ETOOBIG ? 413 : 400;
+        }
+        if (rc != CLEW_OK) {
+            snprintf(msg, msg_size, "out of memory decompressing the body");
+            return 500;
+        }
+        if (!clew__metrics_inflight_reserve(m, w->scratch.len)) {
+            snprintf(msg, msg_size, "%s", CLEW_INGEST_BUSY);
+            return 429;
+        }
+        in->reserved += w->scratch.len;
+        /* the compressed bytes are not needed any more: give them back early */
+        evbuffer_free(*body);
+        *body = NULL;
+        data = (const uint8_t *)w->scratch.data;
+        len = w->scratch.len;
+        if (data == NULL) {
+            data = (const uint8_t *)"";
+        }
+    }
+    in->arena_want = (uint64_t)len * ARENA_FACTOR + ARENA_BASE;
+    if (!clew__metrics_inflight_reserve_upto(m, in->arena_want, ARENA_BASE, &in->arena_got)) {
+        snprintf(msg, msg_size, "%s", CLEW_INGEST_BUSY);
+        return 429;
+    }
+    in->reserved += in->arena_got;
+    w->arena.limit = w->arena.held + (size_t)in->arena_got;
+    in->data = data;
+    in->len = len;
+    return 0;
+}
+
+int clew__ingest_toobig_code(const clew_ingest_input *in, const clew_server_metrics *m)
+{
+    /* the budget, not the request, was the limit: another time it fits */
+    return in->arena_got < in->arena_want && in->arena_got < m->budgets.ingest / 2 ? 429 : 413;
+}
+
 /* ---- the job ---- */
 
 static void job_free(otlp_job *j)
@@ -238,57 +297,20 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
     clew_otlp_http_receiver *rx = j->rx;
     clew_server_metrics *m = rx->metrics;
 
-    size_t len = evbuffer_get_length(j->body);
-    const uint8_t *data = (const uint8_t *)"";
-    if (len > 0) {
-        /* the body's only copy, and none when libevent read it into one chunk */
-        data = evbuffer_pullup(j->body, -1);
-        if (data == NULL) {
-            job_fail(j, 500, RPC_INTERNAL, "out of memory reading the body");
-            return;
-        }
-    }
-    if (j->gzip) {
-        char zmsg[200] = "";
-        w->scratch.max = rx->max_body;
-        clew_status rc = gunzip(data, len, &w->scratch, zmsg, sizeof(zmsg));
-        if (rc == CLEW_ETOOBIG) {
-            job_fail(j, 413, RPC_INVALID_ARGUMENT, "%s", zmsg);
-            return;
-        }
-        if (rc == CLEW_EPARSE) {
-            job_fail(j, 400, RPC_INVALID_ARGUMENT, "%s", zmsg);
-            return;
-        }
-        if (rc != CLEW_OK) {
-            job_fail(j, 500, RPC_INTERNAL, "out of memory decompressing the body");
-            return;
-        }
-        if (!clew__metrics_inflight_reserve(m, w->scratch.len)) {
-            job_fail(j, 429, RPC_RESOURCE_EXHAUSTED,
-                     "the server is busy (ingest memory budget exhausted); retry later");
-            return;
-        }
-        j->reserved += w->scratch.len;
-        /* the compressed bytes are not needed any more: give them back early */
-        evbuffer_free(j->body);
-        j->body = NULL;
-        data = (const uint8_t *)w->scratch.data;
-        len = w->scratch.len;
-        if (data == NULL) {
-            data = (const uint8_t *)"";
-        }
-    }
-
-    uint64_t want = (uint64_t)len * ARENA_FACTOR + ARENA_BASE;
-    uint64_t got = 0;
-    if (!clew__metrics_inflight_reserve_upto(m, want, ARENA_BASE, &got)) {
-        job_fail(j, 429, RPC_RESOURCE_EXHAUSTED,
-                 "the server is busy (ingest memory budget exhausted); retry later");
+    clew_ingest_input in;
+    char pmsg[200] = "";
+    int code = clew__ingest_prepare(w, &j->body, j->gzip, rx->max_body, m, &in, pmsg, sizeof(pmsg));
+    j->reserved += in.reserved;
+    if (code != 0) {
+        job_fail(j, code,
+                 code == 429   ? RPC_RESOURCE_EXHAUSTED
+                 : code == 500 ? RPC_INTERNAL
+                               : RPC_INVALID_ARGUMENT,
+                 "%s", pmsg);
         return;
     }
-    j->reserved += got;
-    w->arena.limit = w->arena.held + (size_t)got;
+    const uint8_t *data = in.data;
+    size_t len = in.len;
 
     clew_batch batch;
     clew_error err;
@@ -304,14 +326,12 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
         return;
     }
     if (rc == CLEW_ETOOBIG) {
-        if (got < want && got < m->budgets.ingest / 2) {
-            /* the budget, not the request, was the limit: another time it fits */
-            job_fail(j, 429, RPC_RESOURCE_EXHAUSTED,
-                     "the server is busy (ingest memory budget exhausted); retry later");
+        if (clew__ingest_toobig_code(&in, m) == 429) {
+            job_fail(j, 429, RPC_RESOURCE_EXHAUSTED, "%s", CLEW_INGEST_BUSY);
         } else {
             job_fail(j, 413, RPC_INVALID_ARGUMENT,
                      "the decoded request needs more than %llu bytes of memory",
-                     (unsigned long long)got);
+                     (unsigned long long)in.arena_got);
         }
         return;
     }
@@ -319,12 +339,15 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
         job_fail(j, 500, RPC_INTERNAL, "decoding failed: %s", clew_strerror(rc));
         return;
     }
+    if (rx->limits != NULL && clew__limits_apply(rx->limits, &batch, &w->arena) != CLEW_OK) {
+        job_fail(j, 500, RPC_INTERNAL, "applying the span limits failed");
+        return;
+    }
 
     clew_metric_format fmt = j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF;
     atomic_fetch_add_explicit(&m->spans_received[CLEW_RECV_OTLP_HTTP][fmt],
                               batch.n_spans + batch.rejected, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_INVALID_ID], batch.rejected,
-                              memory_order_relaxed);
+    clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_HTTP, CLEW_REJECT_INVALID_ID, batch.rejected);
     j->rejected = batch.rejected;
     j->n_spans = batch.n_spans;
     if (batch.rejected > 0) {
@@ -388,13 +411,11 @@ static void otlp_done(clew_http_job *base)
         }
         clew__buf_deinit(&b);
     } else if (j->append_rc == CLEW_EFULL) {
-        atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_BACKPRESSURE], j->n_spans,
-                                  memory_order_relaxed);
+        clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_HTTP, CLEW_REJECT_BACKPRESSURE, j->n_spans);
         reply_status(rx, j->req, j->t0_ns, 429, j->json, j->ctype, RPC_RESOURCE_EXHAUSTED,
                      "the store is full; retry later");
     } else {
-        atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_STORE_ERROR], j->n_spans,
-                                  memory_order_relaxed);
+        clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_HTTP, CLEW_REJECT_STORE_ERROR, j->n_spans);
         char msg[160];
         snprintf(msg, sizeof(msg), "the store failed: %s", clew_strerror(j->append_rc));
         reply_status(rx, j->req, j->t0_ns, 500, j->json, j->ctype, RPC_INTERNAL, msg);
@@ -474,6 +495,8 @@ void clew__otlp_http_handle(struct evhttp_request *req, void *ud)
     }
     struct evbuffer *input = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(input);
+    atomic_fetch_add_explicit(&rx->metrics->bytes_received[CLEW_RECV_OTLP_HTTP], len,
+                              memory_order_relaxed);
     if (!clew__metrics_inflight_reserve(rx->metrics, len)) {
         reply_status(rx, req, t0, 429, json, ctype, RPC_RESOURCE_EXHAUSTED,
                      "the server is busy (ingest memory budget exhausted); retry later");

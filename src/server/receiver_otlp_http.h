@@ -9,20 +9,60 @@
 #ifndef CLEW_SERVER_RECEIVER_OTLP_HTTP_H
 #define CLEW_SERVER_RECEIVER_OTLP_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "store/store.h"
+
+struct evbuffer;
 
 typedef struct clew_otlp_http_receiver {
     clew_http_server *srv;
     clew_store *store;
     clew_server_metrics *metrics;
-    size_t max_body; /* also the cap on a gunzipped body */
+    size_t max_body;           /* also the cap on a gunzipped body */
+    const clew_limits *limits; /* span limits applied before append; NULL = none */
 } clew_otlp_http_receiver;
 
 /* The listener handler: pass the receiver as `ud` to clew__http_listen. */
 void clew__otlp_http_handle(struct evhttp_request *req, void *ud);
+
+/* Inflates gzip data (several members allowed) into `out`, never past out->max
+ * bytes: CLEW_ETOOBIG past it, CLEW_EPARSE for bad or truncated gzip (msg says
+ * which), CLEW_ENOMEM. Any thread. Also used by the gRPC receiver. */
+CLEW_NODISCARD clew_status clew__gunzip_capped(const uint8_t *in, size_t len, clew_buf *out,
+                                               char *msg, size_t msg_size);
+
+/* ---- the worker half of an ingest request, shared by the HTTP receivers ---- */
+
+#define CLEW_INGEST_BUSY "the server is busy (ingest memory budget exhausted); retry later"
+
+/* A request body made ready for a decoder, and what it charged to the ingest budget. */
+typedef struct clew_ingest_input {
+    const uint8_t *data; /* the body (linearized) or its gunzipped copy in w->scratch */
+    size_t len;
+    uint64_t reserved;   /* bytes charged here (gunzipped copy + arena); the caller releases them */
+    uint64_t arena_want; /* decode arena wanted: 16 x len + 1 MiB */
+    uint64_t arena_got;  /* what the budget gave; w->arena.limit is set to it */
+} clew_ingest_input;
+
+/*
+ * On a worker: linearizes *body, gunzips it when `gzip` (capped at max_body; then
+ * *body is freed and set to NULL), charges the gunzipped size and the decode
+ * arena's limit to the ingest budget and sets w->arena.limit. Returns 0 when the
+ * input is ready, else the HTTP status to answer (400 bad gzip, 413 over
+ * max_body, 429 budget exhausted, 500 out of memory) with a sentence in msg. In
+ * both cases in->reserved holds what was charged.
+ */
+int clew__ingest_prepare(clew_http_worker *w, struct evbuffer **body, bool gzip, size_t max_body,
+                         clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size);
+
+/* After a decoder returned CLEW_ETOOBIG on the prepared input: 429 when the budget
+ * (not the request) was the limit, so the same request fits another time; else 413. */
+int clew__ingest_toobig_code(const clew_ingest_input *in, const clew_server_metrics *m);
 
 #endif /* CLEW_SERVER_RECEIVER_OTLP_HTTP_H */

@@ -27,7 +27,9 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/receiver_otlp_grpc.h"
 #include "server/receiver_otlp_http.h"
+#include "server/receiver_zipkin.h"
 #include "store/store.h"
 
 typedef struct serve_ctx {
@@ -37,6 +39,9 @@ typedef struct serve_ctx {
     clew_store *store;
     clew_server_metrics metrics;
     clew_otlp_http_receiver otlp;
+    clew_zipkin_receiver zipkin;
+    clew_limits limits; /* span limits every receiver applies at ingest */
+    clew_otlp_grpc_receiver grpc;
     bool ready;
     int lock_fd;
 } serve_ctx;
@@ -183,7 +188,8 @@ static void route_metrics(serve_ctx *c, struct evhttp_request *req)
 {
     clew_buf b;
     clew__buf_init(&b, 4 * 1024 * 1024);
-    if (clew__metrics_render(&c->metrics, c->store, &b) != CLEW_OK) {
+    if (clew__metrics_render(&c->metrics, c->store, &b) != CLEW_OK ||
+        clew__http_render_metrics(c->srv, &b) != CLEW_OK) {
         clew__buf_deinit(&b);
         reply_text(c, req, 500, "text/plain; charset=utf-8", "cannot render metrics\n");
         return;
@@ -265,6 +271,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     logmsg(c, CLEW_LOG_INFO, "%s received: finishing %zu in-flight requests, then exiting",
            sig == SIGINT ? "SIGINT" : "SIGTERM", clew__http_pending(c->srv));
     clew__http_stop(c->srv, c->cfg.shutdown_timeout_ns);
+    clew__otlp_grpc_stop(&c->grpc);
 }
 
 /* ---- the command ---- */
@@ -296,6 +303,61 @@ static int open_listener(serve_ctx *c, const clew_listen_addr *a, size_t max_bod
     return CLEW_EXIT_OK;
 }
 
+/* The OTLP/gRPC receiver: its own HTTP/2 listener on the same loop and workers. */
+static int open_grpc_listener(serve_ctx *c)
+{
+    c->grpc.srv = c->srv;
+    c->grpc.store = c->store;
+    c->grpc.metrics = &c->metrics;
+    c->grpc.max_message = (size_t)c->cfg.max_request_body;
+    c->grpc.max_headers = (size_t)c->cfg.max_headers;
+    c->grpc.idle_timeout_ns = c->cfg.timeout_ns;
+    if (c->cfg.otlp_grpc.off) {
+        logmsg(c, CLEW_LOG_INFO, "OTLP/gRPC is off");
+        return CLEW_EXIT_OK;
+    }
+    char err[300], addr[300];
+    clew_listen_addr shown = c->cfg.otlp_grpc;
+    if (clew__otlp_grpc_listen(&c->grpc, &c->cfg.otlp_grpc, &shown.port, err, sizeof(err)) !=
+        CLEW_OK) {
+        logmsg(NULL, CLEW_LOG_ERROR, "OTLP/gRPC: %s", err);
+        return CLEW_EXIT_IO;
+    }
+    clew__format_listen(&shown, addr, sizeof(addr));
+    logmsg(c, CLEW_LOG_INFO, "listening on %s (OTLP/gRPC)", addr);
+    return CLEW_EXIT_OK;
+}
+
+/* The Zipkin receiver. It is on by default (127.0.0.1:9411) but optional: when that
+ * default port is taken (by a Zipkin server, or another clew serve on this host)
+ * the server starts without it and says so, rather than refusing to start over a
+ * receiver nobody asked for. An address given explicitly must open. */
+static int open_zipkin_listener(serve_ctx *c)
+{
+    clew_server_config def;
+    clew__config_defaults(&def);
+    const clew_listen_addr *a = &c->cfg.zipkin;
+    bool is_default =
+        !a->off && a->port == def.zipkin.port && strcmp(a->host, def.zipkin.host) == 0;
+    if (!is_default) {
+        return open_listener(c, a, (size_t)c->cfg.max_request_body, clew__zipkin_handle, &c->zipkin,
+                             "Zipkin");
+    }
+    char err[300];
+    uint16_t port = 0;
+    clew_status rc = clew__http_listen(c->srv, a, (size_t)c->cfg.max_request_body,
+                                       clew__zipkin_handle, &c->zipkin, &port, err, sizeof(err));
+    if (rc != CLEW_OK) {
+        logmsg(NULL, CLEW_LOG_WARN,
+               "Zipkin: %s; the Zipkin receiver is off (set --zipkin HOST:PORT, or off)", err);
+        return CLEW_EXIT_OK;
+    }
+    char addr[300];
+    clew__format_listen(a, addr, sizeof(addr));
+    logmsg(c, CLEW_LOG_INFO, "listening on %s (Zipkin)", addr);
+    return CLEW_EXIT_OK;
+}
+
 static int serve_run(serve_ctx *c)
 {
     clew__config_budgets(&c->cfg, &c->budgets);
@@ -316,6 +378,7 @@ static int serve_run(serve_ctx *c)
     ho.workers = clew__config_workers(&c->cfg);
     ho.max_headers = (size_t)c->cfg.max_headers;
     ho.timeout_ns = c->cfg.timeout_ns;
+    ho.max_connections = (size_t)c->cfg.max_connections;
     rc = clew__http_server_create(&ho, &c->srv);
     if (rc != CLEW_OK) {
         logmsg(NULL, CLEW_LOG_ERROR, "cannot start the HTTP server: %s", clew_strerror(rc));
@@ -325,12 +388,31 @@ static int serve_run(serve_ctx *c)
     c->otlp.store = c->store;
     c->otlp.metrics = &c->metrics;
     c->otlp.max_body = (size_t)c->cfg.max_request_body;
+    c->limits.span_attribute_count = (uint32_t)c->cfg.span_attribute_count_limit;
+    c->limits.event_attribute_count = (uint32_t)c->cfg.event_attribute_count_limit;
+    c->limits.link_attribute_count = (uint32_t)c->cfg.link_attribute_count_limit;
+    c->limits.attribute_value_length = c->cfg.attribute_value_length_limit;
+    c->limits.span_event_count = (uint32_t)c->cfg.span_event_count_limit;
+    c->limits.span_link_count = (uint32_t)c->cfg.span_link_count_limit;
+    c->limits.counters = c->metrics.spans_limited;
+    c->otlp.limits = &c->limits;
+    c->zipkin.srv = c->srv;
+    c->zipkin.store = c->store;
+    c->zipkin.metrics = &c->metrics;
+    c->zipkin.limits = &c->limits;
+    c->zipkin.max_body = (size_t)c->cfg.max_request_body;
 
     code = open_listener(c, &c->cfg.otlp_http, (size_t)c->cfg.max_request_body,
                          clew__otlp_http_handle, &c->otlp, "OTLP/HTTP");
     if (code == CLEW_EXIT_OK) {
         /* the query port takes GETs: a small body limit is plenty */
         code = open_listener(c, &c->cfg.http, 64 * 1024, query_handle, c, "query HTTP");
+    }
+    if (code == CLEW_EXIT_OK) {
+        code = open_zipkin_listener(c);
+    }
+    if (code == CLEW_EXIT_OK) {
+        code = open_grpc_listener(c);
     }
     if (code != CLEW_EXIT_OK) {
         return code;
@@ -400,6 +482,8 @@ int clew__cmd_serve(int argc, char **argv)
         code = serve_run(c);
     }
     /* teardown order: listeners and workers (they reference the store), then the store */
+    /* gRPC connections are bufferevents on the loop's base: gone before it is */
+    clew__otlp_grpc_close(&c->grpc);
     clew__http_server_destroy(c->srv);
     clew__store_destroy(c->store);
     if (c->lock_fd >= 0) {
