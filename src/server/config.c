@@ -21,6 +21,7 @@ typedef enum opt_type {
     OPT_COUNT,    /* uint64_t */
     OPT_DURATION, /* uint64_t nanoseconds */
     OPT_LOGLEVEL, /* clew_log_level */
+    OPT_FSYNC,    /* clew_fsync_kind */
 } opt_type;
 
 typedef struct opt {
@@ -44,7 +45,8 @@ static const opt OPTS[] = {
     {"otlp_http", OPT_LISTEN, OFF(otlp_http), 0, 0, "HOST:PORT|off",
      "OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON, gzip or not)."},
     {"otlp_grpc", OPT_LISTEN, OFF(otlp_grpc), 0, 0, "HOST:PORT|off",
-     "OTLP/gRPC receiver (HTTP/2 cleartext, TraceService/Export; messages up to --max-request-body)."},
+     "OTLP/gRPC receiver (HTTP/2 cleartext, TraceService/Export; messages up to "
+     "--max-request-body)."},
     {"zipkin", OPT_LISTEN, OFF(zipkin), 0, 0, "HOST:PORT|off",
      "Zipkin receiver (POST /api/v2/spans and /api/v1/spans, JSON, gzip or not; 202 once stored)."},
     {"http", OPT_LISTEN, OFF(http), 0, 0, "HOST:PORT|off",
@@ -53,7 +55,15 @@ static const opt OPTS[] = {
      "Directory for data; locked so that one clew serve owns it."},
     {"storage", OPT_STORAGE, OFF(storage), 0, 0, "memory|embedded",
      "Where spans go. memory is lossy: once --max-traces traces (or the store budget) "
-     "are held, the oldest acknowledged traces are evicted. embedded is not implemented yet."},
+     "are held, the oldest acknowledged traces are evicted. embedded is durable (a write-ahead "
+     "log in --data-dir, replayed on start; see --fsync) but keeps every span in memory until "
+     "block files, retention and compaction exist; it becomes the default then."},
+    {"fsync", OPT_FSYNC, OFF(fsync), 0, 0, "never|interval|always",
+     "Embedded store: when the WAL is fsynced. Every mode survives a process crash; always "
+     "acknowledges a batch only after its fsync (survives power loss), interval fsyncs at most "
+     "--fsync-interval apart (power loss may take that much), never leaves it to the OS."},
+    {"fsync_interval", OPT_DURATION, OFF(fsync_interval_ns), SEC / 1000, 60 * SEC, "DURATION",
+     "Embedded store, --fsync interval: the longest time between two fsyncs of the WAL."},
     {"max_memory", OPT_SIZE, OFF(max_memory), 16 * MIB, UINT64_C(1) << 50, "SIZE",
      "Memory the server may use, split into budgets: ingest 1/4, query 1/8, store the rest."},
     {"max_traces", OPT_COUNT, OFF(max_traces), 1, 1000000000, "N",
@@ -93,6 +103,7 @@ static const opt OPTS[] = {
 
 static const char *const STORAGE_NAMES[] = {"memory", "embedded"};
 static const char *const LOG_NAMES[] = {"error", "warn", "info", "debug"};
+static const char *const FSYNC_NAMES[] = {"never", "interval", "always"};
 
 void clew__config_defaults(clew_server_config *c)
 {
@@ -107,6 +118,8 @@ void clew__config_defaults(clew_server_config *c)
     c->http.port = 16686;
     memcpy(c->data_dir, "./clew-data", 12);
     c->storage = CLEW_STORAGE_MEMORY;
+    c->fsync = CLEW_FSYNC_INTERVAL;
+    c->fsync_interval_ns = SEC / 10;
     c->max_memory = 512 * MIB;
     c->max_traces = 100000;
     c->max_request_body = 64 * MIB;
@@ -390,6 +403,9 @@ static void opt_format(const clew_server_config *c, const opt *o, char *out, siz
     case OPT_LOGLEVEL:
         snprintf(out, out_size, "%s", LOG_NAMES[*(const clew_log_level *)(const void *)base]);
         break;
+    case OPT_FSYNC:
+        snprintf(out, out_size, "%s", FSYNC_NAMES[*(const clew_fsync_kind *)(const void *)base]);
+        break;
     }
 }
 
@@ -427,15 +443,20 @@ static clew_status opt_set(clew_server_config *c, const opt *o, const char *valu
         return CLEW_OK;
     }
     case OPT_STORAGE:
+    case OPT_FSYNC:
     case OPT_LOGLEVEL: {
         bool st = o->type == OPT_STORAGE;
-        int i = st ? name_index(STORAGE_NAMES, 2, value) : name_index(LOG_NAMES, 4, value);
+        int i = st                     ? name_index(STORAGE_NAMES, 2, value)
+                : o->type == OPT_FSYNC ? name_index(FSYNC_NAMES, 3, value)
+                                       : name_index(LOG_NAMES, 4, value);
         if (i < 0) {
             err_set(err, "%s: '%s' is not one of %s", where, q, o->arg);
             return CLEW_EPARSE;
         }
         if (st) {
             *(clew_storage_kind *)(void *)base = (clew_storage_kind)i;
+        } else if (o->type == OPT_FSYNC) {
+            *(clew_fsync_kind *)(void *)base = (clew_fsync_kind)i;
         } else {
             *(clew_log_level *)(void *)base = (clew_log_level)i;
         }

@@ -40,6 +40,13 @@ typedef enum clew_storage_kind {
     CLEW_STORAGE_EMBEDDED = 1,
 } clew_storage_kind;
 
+/* When the embedded store's WAL fsyncs (docs/internals/embedded.md). */
+typedef enum clew_fsync_kind {
+    CLEW_FSYNC_NEVER = 0,
+    CLEW_FSYNC_INTERVAL = 1,
+    CLEW_FSYNC_ALWAYS = 2,
+} clew_fsync_kind;
+
 typedef enum clew_log_level {
     CLEW_LOG_ERROR = 0,
     CLEW_LOG_WARN = 1,
@@ -54,6 +61,9 @@ typedef struct clew_server_config {
     clew_listen_addr zipkin;    /* Zipkin JSON receiver, default 127.0.0.1:9411 */
     char data_dir[CLEW_CONFIG_PATH_MAX];
     clew_storage_kind storage;
+    /* embedded store: when the WAL fsyncs, and at most how far apart with interval */
+    clew_fsync_kind fsync;
+    uint64_t fsync_interval_ns;
     uint64_t max_memory;       /* bytes; split into budgets (clew__config_budgets) */
     uint64_t max_traces;       /* memory store: oldest traces evicted past this */
     uint64_t max_request_body; /* bytes, after decompression too */

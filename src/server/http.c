@@ -101,6 +101,7 @@ struct clew_http_server {
     conn_state *conns[CONN_BUCKETS];
 
     size_t pending; /* submitted, done() not yet run; loop thread only */
+    size_t holds;   /* other work the drain waits for (clew__http_hold); loop thread only */
     bool stopping;
     uint64_t stop_deadline_ns;
     struct event *drain_ev;
@@ -708,7 +709,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     clew_http_server *s = arg;
-    if (s->pending == 0 || clew__now_mono_ns() >= s->stop_deadline_ns) {
+    if ((s->pending == 0 && s->holds == 0) || clew__now_mono_ns() >= s->stop_deadline_ns) {
         event_base_loopbreak(s->base);
     }
 }
@@ -738,6 +739,15 @@ void clew__http_stop(clew_http_server *s, uint64_t timeout_ns)
 bool clew__http_stopping(const clew_http_server *s)
 {
     return s->stopping;
+}
+
+void clew__http_hold(clew_http_server *s, bool hold)
+{
+    if (hold) {
+        s->holds++;
+    } else if (s->holds > 0) {
+        s->holds--;
+    }
 }
 
 size_t clew__http_pending(const clew_http_server *s)

@@ -114,6 +114,10 @@ void clew__http_stop(clew_http_server *s, uint64_t timeout_ns);
 bool clew__http_stopping(const clew_http_server *s);
 /* Jobs submitted and not yet done. */
 size_t clew__http_pending(const clew_http_server *s);
+/* Loop thread: work that is not a job yet but must finish before the drain ends
+ * (a gRPC call whose message is still arriving). Every hold(true) is matched by
+ * one hold(false). */
+void clew__http_hold(clew_http_server *s, bool hold);
 
 /* Appends the HTTP layer's gauges and counters (open, refused and timed-out
  * connections per listener, the worker queue depth) in the Prometheus text

@@ -30,6 +30,7 @@
 #include "server/receiver_otlp_grpc.h"
 #include "server/receiver_otlp_http.h"
 #include "server/receiver_zipkin.h"
+#include "store/embedded/embedded_store.h"
 #include "store/store.h"
 
 typedef struct serve_ctx {
@@ -358,6 +359,40 @@ static int open_zipkin_listener(serve_ctx *c)
     return CLEW_EXIT_OK;
 }
 
+/* The embedded store's log lines (WAL replay, torn tails, I/O errors) go to ours. */
+static void store_log(void *ud, clew_wal_log_level level, const char *msg)
+{
+    clew_log_level l = level == CLEW_WAL_LOG_ERROR  ? CLEW_LOG_ERROR
+                       : level == CLEW_WAL_LOG_WARN ? CLEW_LOG_WARN
+                                                    : CLEW_LOG_INFO;
+    logmsg(ud, l, "%s", msg);
+}
+
+static clew_status create_embedded_store(serve_ctx *c)
+{
+    static const clew_wal_fsync_mode modes[] = {
+        [CLEW_FSYNC_NEVER] = CLEW_WAL_FSYNC_NEVER,
+        [CLEW_FSYNC_INTERVAL] = CLEW_WAL_FSYNC_INTERVAL,
+        [CLEW_FSYNC_ALWAYS] = CLEW_WAL_FSYNC_ALWAYS,
+    };
+    clew_embedded_store_config ec;
+    memset(&ec, 0, sizeof(ec));
+    ec.data_dir = c->cfg.data_dir;
+    ec.fsync_mode = modes[c->cfg.fsync];
+    ec.fsync_interval_ms = (uint32_t)(c->cfg.fsync_interval_ns / 1000000u);
+    if (ec.fsync_interval_ms == 0) {
+        ec.fsync_interval_ms = 1;
+    }
+    /* a batch is re-encoded as protobuf, which is no larger than the body it came in
+     * (JSON or protobuf, limited after gunzip too); the WAL has a hard cap of its own */
+    uint64_t rec = c->cfg.max_request_body + 64 * 1024;
+    ec.max_record_bytes = (size_t)(rec < CLEW_WAL_MAX_RECORD_SIZE ? rec : CLEW_WAL_MAX_RECORD_SIZE);
+    ec.head_max_bytes = (size_t)c->budgets.store;
+    ec.log = store_log;
+    ec.log_ud = c;
+    return clew__embedded_store_create(&ec, &c->store, NULL);
+}
+
 static int serve_run(serve_ctx *c)
 {
     clew__config_budgets(&c->cfg, &c->budgets);
@@ -367,10 +402,16 @@ static int serve_run(serve_ctx *c)
     if (code != CLEW_EXIT_OK) {
         return code;
     }
-    clew_memory_store_config mc = {(size_t)c->cfg.max_traces, (size_t)c->budgets.store};
-    clew_status rc = clew__memory_store_create(&mc, &c->store);
+    clew_status rc;
+    if (c->cfg.storage == CLEW_STORAGE_EMBEDDED) {
+        rc = create_embedded_store(c);
+    } else {
+        clew_memory_store_config mc = {(size_t)c->cfg.max_traces, (size_t)c->budgets.store};
+        rc = clew__memory_store_create(&mc, &c->store);
+    }
     if (rc != CLEW_OK) {
-        logmsg(NULL, CLEW_LOG_ERROR, "cannot create the memory store: %s", clew_strerror(rc));
+        logmsg(NULL, CLEW_LOG_ERROR, "cannot open the %s store: %s",
+               c->cfg.storage == CLEW_STORAGE_EMBEDDED ? "embedded" : "memory", clew_strerror(rc));
         return CLEW_EXIT_IO;
     }
     clew_http_options ho;
@@ -433,8 +474,15 @@ static int serve_run(serve_ctx *c)
     }
     char mem[40];
     clew__format_size(c->cfg.max_memory, mem, sizeof(mem));
-    logmsg(c, CLEW_LOG_INFO, "ready: memory store (max %llu traces, lossy), %u workers, %s memory",
-           (unsigned long long)c->cfg.max_traces, ho.workers, mem);
+    if (c->cfg.storage == CLEW_STORAGE_EMBEDDED) {
+        static const char *const fsync_names[] = {"never", "interval", "always"};
+        logmsg(c, CLEW_LOG_INFO, "ready: embedded store in %s (fsync %s), %u workers, %s memory",
+               c->cfg.data_dir, fsync_names[c->cfg.fsync], ho.workers, mem);
+    } else {
+        logmsg(c, CLEW_LOG_INFO,
+               "ready: memory store (max %llu traces, lossy), %u workers, %s memory",
+               (unsigned long long)c->cfg.max_traces, ho.workers, mem);
+    }
     c->ready = true;
     rc = clew__http_run(c->srv);
     event_free(sigint);
@@ -473,15 +521,17 @@ int clew__cmd_serve(int argc, char **argv)
     } else if (args.print_config) {
         clew__config_print(&c->cfg, stdout);
         code = CLEW_EXIT_OK;
-    } else if (c->cfg.storage != CLEW_STORAGE_MEMORY) {
-        fprintf(stderr, "clew: --storage embedded is not implemented yet, use memory\n");
-        code = CLEW_EXIT_USAGE;
     } else {
         /* a client that hangs up must not kill the server with SIGPIPE */
         signal(SIGPIPE, SIG_IGN);
         code = serve_run(c);
     }
-    /* teardown order: listeners and workers (they reference the store), then the store */
+    /* teardown order: listeners and workers (they reference the store), then the store.
+     * The embedded store calls append callbacks from its WAL thread: every one must have
+     * run while the HTTP server (which they complete jobs on) still exists. */
+    if (c->store != NULL && c->cfg.storage == CLEW_STORAGE_EMBEDDED) {
+        clew__embedded_store_quiesce(c->store);
+    }
     /* gRPC connections are bufferevents on the loop's base: gone before it is */
     clew__otlp_grpc_close(&c->grpc);
     clew__http_server_destroy(c->srv);
