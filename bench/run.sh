@@ -58,7 +58,7 @@ start_server() {
     rm -rf "$work/data"
     otlp_port=$(free_port)
     http_port=$(free_port)
-    "$clew" serve --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
+    "$clew" serve --otlp-grpc off --zipkin off --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
         --data-dir "$work/data" --max-traces "$max_traces" \
         --max-memory "$max_memory" "$@" >"$work/server.log" 2>&1 &
     server_pid=$!

@@ -329,34 +329,14 @@ static int open_grpc_listener(serve_ctx *c)
     return CLEW_EXIT_OK;
 }
 
-/* The Zipkin receiver. It is on by default (127.0.0.1:9411) but optional: when that
- * default port is taken (by a Zipkin server, or another clew serve on this host)
- * the server starts without it and says so, rather than refusing to start over a
- * receiver nobody asked for. An address given explicitly must open. */
+/* The Zipkin receiver. Like every listener, a port that cannot be opened stops the
+ * start with a message: a user who runs a Zipkin server on 9411 already says
+ * --zipkin off (or another port) rather than getting a server that silently lacks
+ * a receiver. */
 static int open_zipkin_listener(serve_ctx *c)
 {
-    clew_server_config def;
-    clew__config_defaults(&def);
-    const clew_listen_addr *a = &c->cfg.zipkin;
-    bool is_default =
-        !a->off && a->port == def.zipkin.port && strcmp(a->host, def.zipkin.host) == 0;
-    if (!is_default) {
-        return open_listener(c, a, (size_t)c->cfg.max_request_body, clew__zipkin_handle, &c->zipkin,
-                             "Zipkin");
-    }
-    char err[300];
-    uint16_t port = 0;
-    clew_status rc = clew__http_listen(c->srv, a, (size_t)c->cfg.max_request_body,
-                                       clew__zipkin_handle, &c->zipkin, &port, err, sizeof(err));
-    if (rc != CLEW_OK) {
-        logmsg(NULL, CLEW_LOG_WARN,
-               "Zipkin: %s; the Zipkin receiver is off (set --zipkin HOST:PORT, or off)", err);
-        return CLEW_EXIT_OK;
-    }
-    char addr[300];
-    clew__format_listen(a, addr, sizeof(addr));
-    logmsg(c, CLEW_LOG_INFO, "listening on %s (Zipkin)", addr);
-    return CLEW_EXIT_OK;
+    return open_listener(c, &c->cfg.zipkin, (size_t)c->cfg.max_request_body, clew__zipkin_handle,
+                         &c->zipkin, "Zipkin");
 }
 
 /* The embedded store's log lines (WAL replay, torn tails, I/O errors) go to ours. */

@@ -106,7 +106,7 @@ otlp_port=$(free_port)
 http_port=$(free_port)
 while [ "$http_port" = "$otlp_port" ]; do http_port=$(free_port); done
 mkdir -p "$tmp/data"
-"$CLEW" serve --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
+"$CLEW" serve --otlp-grpc off --zipkin off --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
     --data-dir "$tmp/data" >"$tmp/serve.log" 2>&1 &
 server_pid=$!
 server="http://127.0.0.1:$http_port"

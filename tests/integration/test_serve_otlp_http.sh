@@ -137,7 +137,7 @@ QUERY_PORT=$(free_port)
 OTLP="http://127.0.0.1:$OTLP_PORT"
 QUERY="http://127.0.0.1:$QUERY_PORT"
 MAX_BODY=2048
-"$CLEW_BIN" serve --otlp-http "127.0.0.1:$OTLP_PORT" --http "127.0.0.1:$QUERY_PORT" \
+"$CLEW_BIN" serve --otlp-grpc off --zipkin off --otlp-http "127.0.0.1:$OTLP_PORT" --http "127.0.0.1:$QUERY_PORT" \
   --data-dir "$TMP/data" --max-request-body "$MAX_BODY" --workers 2 >"$LOG" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
@@ -325,7 +325,7 @@ ok "/metrics counters moved (accepted +$((accepted_after - accepted_before)), in
 
 # ---- a second server on the same data dir is refused ----
 set +e
-"$CLEW_BIN" serve --otlp-http "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
+"$CLEW_BIN" serve --otlp-grpc off --zipkin off --otlp-http "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
   --data-dir "$TMP/data" 2>"$TMP/second.err" >/dev/null
 rc=$?
 set -e

@@ -70,7 +70,7 @@ start_server() {
     for tries in 1 2 3; do
         otlp_port=$(free_port)
         http_port=$(free_port)
-        "$CLEW_BIN" serve --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
+        "$CLEW_BIN" serve --otlp-grpc off --zipkin off --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
             --data-dir "$work/data" >"$work/server.log" 2>&1 &
         server_pid=$!
         for _ in $(seq 1 100); do
