@@ -902,7 +902,7 @@ static clew_status decode_span(zdec *d, size_t index, const json_t *o, clew_span
         s->parent_span_id = orig;
     }
 
-    uint32_t res;
+    uint32_t res = 0;
     CLEW_TRY(intern_resource(d, local.service, local.has_service, &res));
     CLEW_TRY(intern_scope(d, res, ti.scope_name, ti.scope_version, group));
     s->resource = d->res[res].res;

@@ -891,7 +891,7 @@ static clew_status encode_span_attrs(writer *w, clew_buf *b, const span_ref *s, 
             rc = clew__blk_put_varint(b, a->dropped);
         }
         for (uint32_t j = 0; rc == CLEW_OK && j < a->n; j++, k++) {
-            uint32_t kid;
+            uint32_t kid = 0;
             rc = key_sorted(w, a->items[j].key, &kid);
             if (rc == CLEW_OK) {
                 rc = choose_form(w, &a->items[j].value, &w->forms[k]);
