@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps run test unit tsan check-format format lint fuzz bench clean install
+.PHONY: all deps run test release-check unit tsan check-format format lint fuzz bench clean install
 
 all:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -22,13 +22,20 @@ deps:
 run: deps all
 	./build/clew serve $(ARGS)
 
-test: deps check-format lint
+test: deps check-format lint release-check
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
 	      -DCLEW_SANITIZE=address,undefined >/dev/null
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+# an optimised build with -Werror: -O2 finds warnings (maybe-uninitialized, format-truncation)
+# that the -O0 sanitizer build does not
+release-check:
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEW_WERROR=ON \
+	      -DCLEW_TESTS=OFF >/dev/null
+	cmake --build build-release -j$(JOBS)
 
 unit:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
@@ -82,4 +89,4 @@ install: all
 	cmake --install build
 
 clean:
-	rm -rf build build-asan build-fuzz build-tsan
+	rm -rf build build-asan build-fuzz build-tsan build-release
