@@ -8,6 +8,7 @@
 #   BUILD_DIR    build directory holding clew and bench/ingest_load (default: build)
 #   SPANS        spans per run (default 2000000)
 #   CONNECTIONS  keep-alive connections (default 2)
+#   (bench/grpc_load, when built, sends the same workload over OTLP/gRPC for a side-by-side figure)
 #   MAX_TRACES   the server's --max-traces (default 1000000: more than one run sends)
 #   MAX_MEMORY   the server's --max-memory (default 8GiB: the store must hold every span sent,
 #                or the run would measure eviction or 429s instead of ingest)
@@ -18,6 +19,7 @@ build="${BUILD_DIR:-$root/build}"
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 clew="$build/clew"
 load="$build/bench/ingest_load"
+grpc_load="$build/bench/grpc_load"
 spans="${SPANS:-2000000}"
 connections="${CONNECTIONS:-2}"
 max_traces="${MAX_TRACES:-1000000}"
@@ -58,7 +60,9 @@ start_server() {
     rm -rf "$work/data"
     otlp_port=$(free_port)
     http_port=$(free_port)
-    "$clew" serve --otlp-grpc off --zipkin off --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
+    grpc_port=$(free_port)
+    "$clew" serve --otlp-grpc "127.0.0.1:$grpc_port" --zipkin off --otlp-http "127.0.0.1:$otlp_port" \
+        --http "127.0.0.1:$http_port" \
         --data-dir "$work/data" --max-traces "$max_traces" \
         --max-memory "$max_memory" "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
@@ -93,6 +97,22 @@ run_once() {
     echo
 }
 
+# run_grpc LABEL: the same workload as OTLP/gRPC calls (bench/grpc_load), for the side-by-side figure
+run_grpc() {
+    echo "== clew serve $1, OTLP/gRPC: $spans spans, $connections connections x 8 streams, 512 spans/call =="
+    start_server
+    local rc=0
+    "$grpc_load" --url "http://127.0.0.1:$grpc_port" --spans "$spans" \
+        --connections "$connections" --server-pid "$server_pid" || rc=$?
+    stop_server
+    if [ $rc -ne 0 ]; then
+        echo "bench: not every gRPC call was acknowledged (exit $rc); server log tail:" >&2
+        tail -n 20 "$work/server.log" >&2
+        return 1
+    fi
+    echo
+}
+
 echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg);" \
     "$("$clew" --version 2>/dev/null | head -1 || true)"
 status=0
@@ -102,5 +122,8 @@ if "$clew" serve --help 2>&1 | grep -q -- '--workers'; then
     run_once "--workers 2" --workers 2 || status=1
 else
     echo "(clew serve has no --workers flag: one configuration only)"
+fi
+if [ -x "$grpc_load" ]; then
+    run_grpc "(defaults)" || status=1
 fi
 exit $status
