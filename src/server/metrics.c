@@ -228,6 +228,10 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
     HEAD("clew_grpc_connections", "gauge", "Open OTLP/gRPC (HTTP/2) connections.");
     P("clew_grpc_connections{receiver=\"otlp_grpc\"} %llu\n",
       (unsigned long long)ld(&m->grpc_connections));
+    HEAD("clew_grpc_connections_refused_total", "counter",
+         "OTLP/gRPC connections closed at accept because --max-connections were open.");
+    P("clew_grpc_connections_refused_total{receiver=\"otlp_grpc\"} %llu\n",
+      (unsigned long long)ld(&m->grpc_connections_refused));
     HEAD("clew_grpc_streams", "gauge", "Open OTLP/gRPC streams (calls in progress).");
     P("clew_grpc_streams{receiver=\"otlp_grpc\"} %llu\n", (unsigned long long)ld(&m->grpc_streams));
     HEAD("clew_request_duration_seconds", "histogram",

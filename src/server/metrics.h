@@ -68,6 +68,7 @@ typedef struct clew_server_metrics {
     /* OTLP/gRPC: calls answered by grpc-status (0..16), open connections and streams */
     _Atomic uint64_t grpc_calls[CLEW_GRPC_N_STATUS];
     _Atomic uint64_t grpc_connections;
+    _Atomic uint64_t grpc_connections_refused; /* closed at accept: --max-connections */
     _Atomic uint64_t grpc_streams;
     /* per receiver: body bytes as received (before gunzip), spans not stored by
      * reason (the reason-only totals above stay for compatibility), and the

@@ -25,6 +25,7 @@
  * releases the budget and drops that reference.
  */
 #include "server/receiver_otlp_grpc.h"
+#include "server/limits.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,12 +145,15 @@ static clew_server_metrics *metrics_of(grpc_conn *c)
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE             \
     }
 
-static void count_call(clew_otlp_grpc_receiver *rx, int code, int http_status)
+static void count_call(clew_otlp_grpc_receiver *rx, int code, int http_status, uint64_t t0_ns)
 {
     if (code >= 0 && code < CLEW_GRPC_N_STATUS) {
         atomic_fetch_add_explicit(&rx->metrics->grpc_calls[code], 1, memory_order_relaxed);
     }
     clew__metrics_request(rx->metrics, CLEW_RECV_OTLP_GRPC, http_status);
+    if (t0_ns != 0) {
+        clew__metrics_observe(rx->metrics, CLEW_RECV_OTLP_GRPC, clew__now_mono_ns() - t0_ns);
+    }
 }
 
 /* A call that was in flight when shutdown began keeps the drain waiting until it
@@ -190,7 +194,7 @@ static void send_error(grpc_stream *st)
                              NV("grpc-accept-encoding", "gzip,identity"), NV("grpc-status", status),
                              NV("grpc-message", st->status_msg)};
         rc = nghttp2_submit_response(c->session, st->id, hdrs, 5, NULL);
-        count_call(c->rx, st->code, 200);
+        count_call(c->rx, st->code, 200, st->t0_ns);
     }
     if (rc != 0) {
         (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, st->id,
@@ -295,7 +299,7 @@ static void answer_ok(grpc_stream *st, uint64_t rejected, const char *reject_msg
         (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, st->id,
                                         NGHTTP2_INTERNAL_ERROR);
     }
-    count_call(c->rx, GRPC_OK, 200);
+    count_call(c->rx, GRPC_OK, 200, st->t0_ns);
 }
 
 /* ---- streams ---- */
@@ -428,8 +432,11 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
     }
     atomic_fetch_add_explicit(&m->spans_received[CLEW_RECV_OTLP_GRPC][CLEW_FMT_PROTOBUF],
                               batch.n_spans + batch.rejected, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_INVALID_ID], batch.rejected,
-                              memory_order_relaxed);
+    clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_GRPC, CLEW_REJECT_INVALID_ID, batch.rejected);
+    if (rx->limits != NULL && clew__limits_apply(rx->limits, &batch, &w->arena) != CLEW_OK) {
+        job_fail(j, GRPC_INTERNAL, "applying the span limits failed");
+        return;
+    }
     j->rejected = batch.rejected;
     j->n_spans = batch.n_spans;
     if (batch.rejected > 0) {
@@ -496,13 +503,11 @@ static void grpc_done(clew_http_job *base)
         atomic_fetch_add_explicit(&m->spans_accepted[CLEW_RECV_OTLP_GRPC], j->n_spans,
                                   memory_order_relaxed);
     } else if (j->append_rc == CLEW_EFULL) {
-        atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_BACKPRESSURE], j->n_spans,
-                                  memory_order_relaxed);
+        clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_GRPC, CLEW_REJECT_BACKPRESSURE, j->n_spans);
         code = GRPC_UNAVAILABLE;
         text = "the store is full; retry later";
     } else {
-        atomic_fetch_add_explicit(&m->spans_rejected[CLEW_REJECT_STORE_ERROR], j->n_spans,
-                                  memory_order_relaxed);
+        clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_GRPC, CLEW_REJECT_STORE_ERROR, j->n_spans);
         snprintf(store_msg, sizeof(store_msg), "the store failed: %s", clew_strerror(j->append_rc));
         code = GRPC_INTERNAL;
         text = store_msg;
@@ -947,6 +952,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)sa;
     (void)socklen;
     clew_otlp_grpc_receiver *rx = arg;
+    if (rx->max_connections != 0 &&
+        atomic_load_explicit(&rx->metrics->grpc_connections, memory_order_relaxed) >=
+            rx->max_connections) {
+        /* over --max-connections: close at once, like the HTTP listeners */
+        atomic_fetch_add_explicit(&rx->metrics->grpc_connections_refused, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
     grpc_conn *c = clew__calloc(1, sizeof(*c));
     nghttp2_session_callbacks *cbs = NULL;
     if (c == NULL || nghttp2_session_callbacks_new(&cbs) != 0) {

@@ -23,6 +23,7 @@
 #include "clew/status.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "store/store.h"
 
@@ -36,7 +37,9 @@ typedef struct clew_otlp_grpc_receiver {
     clew_server_metrics *metrics;
     size_t max_message; /* largest message, compressed and after gunzip (RESOURCE_EXHAUSTED) */
     size_t max_headers; /* bytes of header names + values per stream */
-    uint64_t idle_timeout_ns; /* a connection with no traffic for this long is closed */
+    uint64_t idle_timeout_ns;  /* a connection with no traffic for this long is closed */
+    const clew_limits *limits; /* span limits applied to each decoded batch; NULL = none */
+    size_t max_connections;    /* connections beyond this are closed at accept; 0 = no cap */
     /* private */
     struct evconnlistener *listener;
     grpc_conn *conns; /* open connections (doubly linked) */

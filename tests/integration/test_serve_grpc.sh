@@ -473,6 +473,61 @@ EOF
 ok "idle connection with --timeout 1s: $(cat "$TMP/idle.out") (7 = GOAWAY)"
 stop_server
 
+# ---- span limits and --max-connections apply to gRPC like the HTTP receivers ----
+start_server --span-attribute-count-limit 1 --max-connections 2
+TID=$(rand_hex 16)
+SID=$(rand_hex 8)
+SID2=$(rand_hex 8)
+pb_request "$TID" "$SID" "limited" "$TMP/lim.pb" "spans {
+      trace_id: \"$(hex_to_proto "$TID")\"
+      span_id: \"$(hex_to_proto "$SID2")\"
+      name: \"three-attrs\"
+      start_time_unix_nano: 1700000000000000000
+      end_time_unix_nano: 1700000000100000000
+      attributes { key: \"a\" value { string_value: \"1\" } }
+      attributes { key: \"b\" value { string_value: \"2\" } }
+      attributes { key: \"c\" value { string_value: \"3\" } }
+    }"
+frame "$TMP/lim.pb" "$TMP/lim.bin"
+call "$TMP/lim.bin"
+expect_status 0 "span limits"
+get "$QUERY/api/v3/traces/$TID"
+python3 - "$TMP/get" "$SID2" <<'EOF' || fail "--span-attribute-count-limit 1 not applied to gRPC spans"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+spans = [s for rs in doc["result"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+span = [s for s in spans if s["spanId"] == sys.argv[2]][0]
+kept = len(span.get("attributes", []))
+dropped = int(span.get("droppedAttributesCount", 0))
+if (kept, dropped) != (1, 2):
+    sys.exit("expected 1 attribute kept and 2 dropped, got %d kept and %d dropped" % (kept, dropped))
+EOF
+ok "gRPC: --span-attribute-count-limit 1 keeps 1 attribute and records 2 dropped"
+python3 - "$GRPC_PORT" <<'EOF' >"$TMP/conns.out" || fail "--max-connections 2: $(cat "$TMP/conns.out")"
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for _ in range(2):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    held.append(s)
+time.sleep(0.3)
+third = socket.create_connection(("127.0.0.1", port))
+third.settimeout(3)
+try:
+    closed = third.recv(1) == b""
+except ConnectionResetError:
+    closed = True
+except socket.timeout:
+    closed = False
+print("third connection closed at once" if closed else "third connection stayed open")
+sys.exit(0 if closed else 1)
+EOF
+[ "$(metric 'clew_grpc_connections_refused_total{receiver="otlp_grpc"}')" -ge 1 ] ||
+  fail "clew_grpc_connections_refused_total did not count the refused connection"
+ok "gRPC: --max-connections 2 closes the third connection and counts it"
+stop_server
+
 # ---- --otlp-grpc off opens nothing ----
 QUERY_PORT=$(free_port)
 QUERY="http://127.0.0.1:$QUERY_PORT"
