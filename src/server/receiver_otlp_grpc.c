@@ -733,6 +733,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         return 0; /* dropped; nghttp2 still credits the flow-control window */
     }
     clew_server_metrics *m = metrics_of(c);
+    atomic_fetch_add_explicit(&m->bytes_received[CLEW_RECV_OTLP_GRPC], len, memory_order_relaxed);
     clew_grpc_frame_out ev;
     memset(&ev, 0, sizeof(ev));
     do {
