@@ -32,24 +32,34 @@ extern "C" {
 typedef enum clew_otlp_protocol {
     CLEW_OTLP_HTTP_PROTOBUF = 0, /* application/x-protobuf (default) */
     CLEW_OTLP_HTTP_JSON = 1,     /* application/json */
+    CLEW_OTLP_GRPC = 2,          /* OTLP/gRPC over HTTP/2 (h2c for http://); added in 0.1 */
 } clew_otlp_protocol;
+
+/* Request body compression (OTEL_EXPORTER_OTLP_COMPRESSION). Added in 0.1. */
+typedef enum clew_otlp_compression {
+    CLEW_OTLP_COMPRESSION_NONE = 0,
+    CLEW_OTLP_COMPRESSION_GZIP = 1, /* HTTP: Content-Encoding: gzip; gRPC: grpc-encoding: gzip */
+} clew_otlp_compression;
 
 /* OTLP/HTTP exporter settings; clew_otlp_config_init gives the defaults. */
 typedef struct clew_otlp_config {
-    /* The full URL spans are POSTed to, used as is (default
+    /* HTTP protocols: the full URL spans are POSTed to, used as is (default
      * "http://localhost:4318/v1/traces"). From OTEL_EXPORTER_OTLP_ENDPOINT the
-     * SDK appends "v1/traces" itself. */
+     * SDK appends "v1/traces" itself. gRPC: scheme, host and port of the
+     * collector (e.g. "http://localhost:4317"); a path is replaced by the
+     * TraceService/Export method path. */
     const char *url;
     clew_otlp_protocol protocol;
     /* Extra request headers as in OTEL_EXPORTER_OTLP_HEADERS: "k=v,k2=v2",
      * values percent-decoded. NULL = none. */
     const char *headers;
-    uint32_t timeout_ms;          /* per export, retries included; default 10000 */
-    const char *ca_file;          /* OTEL_EXPORTER_OTLP_CERTIFICATE */
-    const char *client_key_file;  /* OTEL_EXPORTER_OTLP_CLIENT_KEY */
-    const char *client_cert_file; /* OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE */
-    uint32_t retry_initial_ms;    /* first backoff, default 200 */
-    uint32_t retry_max_ms;        /* backoff cap, default 5000 */
+    uint32_t timeout_ms;               /* per export, retries included; default 10000 */
+    const char *ca_file;               /* OTEL_EXPORTER_OTLP_CERTIFICATE */
+    const char *client_key_file;       /* OTEL_EXPORTER_OTLP_CLIENT_KEY */
+    const char *client_cert_file;      /* OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE */
+    uint32_t retry_initial_ms;         /* first backoff, default 200 */
+    uint32_t retry_max_ms;             /* backoff cap, default 5000 */
+    clew_otlp_compression compression; /* default none; added in 0.1 */
 } clew_otlp_config;
 
 /* clew_otlp_config_init - the defaults above. Added in 0.1. */
@@ -60,7 +70,13 @@ CLEW_EXPORT void clew_otlp_config_init(clew_otlp_config *c);
  * through libcurl, reusing one keep-alive handle. Retries 429, 502, 503, 504
  * and connection errors with exponential backoff and jitter, honouring
  * Retry-After (seconds or HTTP-date), until the export timeout; any other
- * status (400 included) is final. Request bodies are not compressed.
+ * status (400 included) is final. Bodies are gzipped when config->compression
+ * says so.
+ * With protocol CLEW_OTLP_GRPC it speaks OTLP/gRPC instead (HTTP/2 with prior
+ * knowledge for http://, ALPN for https://): the gRPC status comes from the
+ * response trailers; UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
+ * DATA_LOSS and CANCELLED are retried with the same backoff, anything else
+ * (RESOURCE_EXHAUSTED included: RetryInfo details are not parsed) is final.
  * `config` is borrowed; caller owns *out until a provider takes it.
  * Returns CLEW_OK, CLEW_EINVAL (bad URL or headers), CLEW_ENOMEM. Added in 0.1.
  */

@@ -63,7 +63,15 @@ typedef enum clew_attr_type {
     CLEW_ATTR_BOOL_ARRAY = 7,   /* v.array.items is const bool[] */
     CLEW_ATTR_INT_ARRAY = 8,    /* v.array.items is const int64_t[] */
     CLEW_ATTR_DOUBLE_ARRAY = 9, /* v.array.items is const double[] */
+    /* An OTLP kvlist (a map): v.array.items is const clew_attr[] of v.array.n
+     * members, each with its own non-NULL key; members may be kvlists again, at
+     * most CLEW_ATTR_MAX_DEPTH levels deep. Added in 0.1. */
+    CLEW_ATTR_KVLIST = 10,
 } clew_attr_type;
+
+/* How deep kvlists may nest (the outermost kvlist is level 1); a deeper value is
+ * rejected (the attribute is dropped and counted). */
+#define CLEW_ATTR_MAX_DEPTH 8
 
 /* One attribute to pass in. Everything it points at is borrowed for the call and
  * copied by the SDK. `key` is NUL-terminated and must not be empty. */
@@ -118,6 +126,16 @@ static inline clew_attr clew_attr_double(const char *key, double value)
     a.key = key;
     a.type = CLEW_ATTR_DOUBLE;
     a.v.d = value;
+    return a;
+}
+/* A kvlist of the n members at `members` (borrowed until the attribute is set). */
+static inline clew_attr clew_attr_kvlist(const char *key, const struct clew_attr *members, size_t n)
+{
+    clew_attr a;
+    a.key = key;
+    a.type = CLEW_ATTR_KVLIST;
+    a.v.array.items = members;
+    a.v.array.n = n;
     return a;
 }
 

@@ -301,34 +301,42 @@ static clew_status env_otlp(env_ctx *c, clew_exporter **out)
     clew_otlp_config_init(&oc);
     const char *which;
     char url[2048];
-    const char *v = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    /* the protocol first: it decides the default endpoint and whether a path is appended */
+    const char *v =
+        env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", &which);
     if (v != NULL) {
-        /* used as is; an empty path becomes "/" */
+        if (strcasecmp(v, "http/protobuf") == 0) {
+            oc.protocol = CLEW_OTLP_HTTP_PROTOBUF;
+        } else if (strcasecmp(v, "http/json") == 0) {
+            oc.protocol = CLEW_OTLP_HTTP_JSON;
+        } else if (strcasecmp(v, "grpc") == 0) {
+            oc.protocol = CLEW_OTLP_GRPC;
+            oc.url = "http://localhost:4317";
+        } else {
+            env_log(c, CLEW_LOG_WARN,
+                    "clew: ignoring %s=\"%s\": only http/protobuf, http/json and grpc are "
+                    "supported",
+                    which, v);
+        }
+    }
+    bool grpc = oc.protocol == CLEW_OTLP_GRPC;
+    v = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if (v != NULL) {
+        /* used as is; an empty path becomes "/" (gRPC ignores the path) */
         const char *scheme_end = strstr(v, "://");
         bool has_path = scheme_end != NULL && strchr(scheme_end + 3, '/') != NULL;
         snprintf(url, sizeof(url), "%s%s", v, has_path ? "" : "/");
         oc.url = url;
     } else if ((v = env("OTEL_EXPORTER_OTLP_ENDPOINT")) != NULL) {
         size_t n = strlen(v);
-        snprintf(url, sizeof(url), "%s%sv1/traces", v, n > 0 && v[n - 1] == '/' ? "" : "/");
+        snprintf(url, sizeof(url), "%s%s%s", v, n > 0 && v[n - 1] == '/' ? "" : "/",
+                 grpc ? "" : "v1/traces");
         oc.url = url;
     }
     if (strncmp(oc.url, "http://", 7) != 0 && strncmp(oc.url, "https://", 8) != 0) {
         env_log(c, CLEW_LOG_WARN, "clew: ignoring OTLP endpoint \"%s\": not an http(s) URL",
                 oc.url);
-        oc.url = "http://localhost:4318/v1/traces";
-    }
-    v = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", &which);
-    if (v != NULL) {
-        if (strcasecmp(v, "http/protobuf") == 0) {
-            oc.protocol = CLEW_OTLP_HTTP_PROTOBUF;
-        } else if (strcasecmp(v, "http/json") == 0) {
-            oc.protocol = CLEW_OTLP_HTTP_JSON;
-        } else {
-            env_log(c, CLEW_LOG_WARN,
-                    "clew: ignoring %s=\"%s\": only http/protobuf and http/json are supported",
-                    which, v);
-        }
+        oc.url = grpc ? "http://localhost:4317" : "http://localhost:4318/v1/traces";
     }
     v = env2("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS", &which);
     if (v != NULL) {
@@ -347,9 +355,11 @@ static clew_status env_otlp(env_ctx *c, clew_exporter **out)
         }
     }
     v = env2("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION", &which);
-    if (v != NULL && strcasecmp(v, "none") != 0) {
-        env_log(c, CLEW_LOG_WARN, "clew: %s=\"%s\" is not supported; sending uncompressed", which,
-                v);
+    if (v != NULL && strcasecmp(v, "gzip") == 0) {
+        oc.compression = CLEW_OTLP_COMPRESSION_GZIP;
+    } else if (v != NULL && strcasecmp(v, "none") != 0) {
+        env_log(c, CLEW_LOG_WARN,
+                "clew: %s=\"%s\" is not supported (gzip or none); sending uncompressed", which, v);
     }
     oc.ca_file =
         env2("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE", &which);

@@ -195,6 +195,18 @@ static clew_status put_value(clew_buf *b, const clew_value *v)
         }
         return rc == CLEW_OK ? clew__buf_putc(b, ']') : rc;
     }
+    case CLEW_VALUE_KVLIST: {
+        /* the SDK builds kvlists at most CLEW_ATTR_MAX_DEPTH deep, so this recursion is bounded */
+        clew_status rc = clew__buf_putc(b, '{');
+        for (uint32_t i = 0; i < v->u.kvlist.n && rc == CLEW_OK; i++) {
+            const clew_kv *kv = &v->u.kvlist.items[i];
+            rc = clew__buf_printf(b, "%s%.*s: ", i > 0 ? ", " : "", (int)kv->key.len, kv->key.ptr);
+            if (rc == CLEW_OK) {
+                rc = put_value(b, &kv->value);
+            }
+        }
+        return rc == CLEW_OK ? clew__buf_putc(b, '}') : rc;
+    }
     default:
         return clew__buf_puts(b, "(empty)");
     }

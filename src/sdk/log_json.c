@@ -18,9 +18,32 @@
 #include "clew/log.h"
 #include "sdk/sdk_internal.h"
 
-static clew_status put_json_value(clew_buf *b, const clew_attr *a)
+static clew_status put_json_value(clew_buf *b, const clew_attr *a, unsigned depth)
 {
     switch (a->type) {
+    case CLEW_ATTR_KVLIST: {
+        const clew_attr *m = a->v.array.items;
+        if (depth >= CLEW_ATTR_MAX_DEPTH || (m == NULL && a->v.array.n > 0)) {
+            return clew__buf_puts(b, "null"); /* too deep to be a sane log field */
+        }
+        clew_status rc = clew__buf_putc(b, '{');
+        for (size_t i = 0; i < a->v.array.n && rc == CLEW_OK; i++) {
+            const char *k = m[i].key != NULL ? m[i].key : "";
+            if (i > 0) {
+                rc = clew__buf_putc(b, ',');
+            }
+            if (rc == CLEW_OK) {
+                rc = clew__buf_json_str(b, k, strlen(k));
+            }
+            if (rc == CLEW_OK) {
+                rc = clew__buf_putc(b, ':');
+            }
+            if (rc == CLEW_OK) {
+                rc = put_json_value(b, &m[i], depth + 1);
+            }
+        }
+        return rc == CLEW_OK ? clew__buf_putc(b, '}') : rc;
+    }
     case CLEW_ATTR_STRING:
         return clew__buf_json_str(b, a->v.s.ptr ? a->v.s.ptr : "", a->v.s.ptr ? a->v.s.len : 0);
     case CLEW_ATTR_BYTES: {
@@ -62,7 +85,7 @@ static clew_status put_json_value(clew_buf *b, const clew_attr *a)
                 rc = clew__buf_putc(b, ',');
             }
             if (rc == CLEW_OK) {
-                rc = put_json_value(b, &e);
+                rc = put_json_value(b, &e, depth);
             }
         }
         return rc == CLEW_OK ? clew__buf_putc(b, ']') : rc;
@@ -113,7 +136,7 @@ static clew_status build_line(clew_buf *b, const char *level, const char *messag
             rc = clew__buf_putc(b, ':');
         }
         if (rc == CLEW_OK) {
-            rc = put_json_value(b, &fields[i]);
+            rc = put_json_value(b, &fields[i], 0);
         }
     }
     if (rc == CLEW_OK) {

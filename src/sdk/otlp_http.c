@@ -9,11 +9,23 @@
  * up at the export deadline and the provider counts the spans as failed. Any
  * other status, 400 included, is final.
  *
- * Compression: request bodies are sent uncompressed. gzip would need zlib,
- * which libclew does not link (libcurl only decompresses responses); asking
- * for it logs once and is ignored.
+ * Compression: with CLEW_OTLP_COMPRESSION_GZIP the encoded request is deflated
+ * with a gzip wrapper (zlib, the library libcurl itself links for response
+ * decoding) into a second buffer, and sent with Content-Encoding: gzip (HTTP)
+ * or as a compressed gRPC message with grpc-encoding: gzip (gRPC).
+ *
+ * gRPC (CLEW_OTLP_GRPC): the same handle speaks HTTP/2 (prior knowledge for
+ * http://, so no upgrade round trip; ALPN for https://). The body is one
+ * length-prefixed message (1 byte compressed flag, 4 bytes big-endian length,
+ * the ExportTraceServiceRequest); the answer's grpc-status and grpc-message
+ * arrive in the trailers, which libcurl hands to the header callback like any
+ * header (or in the headers of a trailers-only answer). Retried codes follow
+ * the OTLP specification's table; RESOURCE_EXHAUSTED would be retryable only
+ * with a RetryInfo detail in grpc-status-details-bin, which is not parsed, so
+ * it is final.
  */
 #include <curl/curl.h>
+#include <zlib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +41,17 @@
 #define MAX_REQUEST  (64u << 20)
 #define MAX_RESPONSE (4u << 20)
 
+#define GRPC_PATH "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
 typedef struct otlp_exporter {
     clew_exporter base;
     char *url;
     bool json;
+    bool grpc;
+    bool gzip;
+    clew_buf wire;      /* the compressed and/or length-prefixed payload */
+    int grpc_status;    /* from the last answer; -1 = none seen */
+    char grpc_msg[256]; /* grpc-message of the last answer (percent-encoded as sent) */
     struct curl_slist *headers;
     char *ca, *key, *cert;
     uint32_t retry_initial_ms, retry_max_ms;
@@ -73,10 +92,48 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return clew__buf_append(&x->resp, ptr, n) == CLEW_OK ? n : 0;
 }
 
+/* Copies the value of header line `ptr` (n bytes) after its `skip`-byte name,
+ * trimmed, into v (cap bytes, NUL-terminated, cut when longer). */
+static void header_value(const char *ptr, size_t n, size_t skip, char *v, size_t cap)
+{
+    size_t vl = n - skip;
+    if (vl >= cap) {
+        vl = cap - 1;
+    }
+    memcpy(v, ptr + skip, vl);
+    v[vl] = '\0';
+    size_t lead = 0;
+    while (v[lead] == ' ' || v[lead] == '\t') {
+        lead++;
+    }
+    memmove(v, v + lead, vl - lead + 1);
+    size_t l = strlen(v);
+    while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' ')) {
+        v[--l] = '\0';
+    }
+}
+
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     otlp_exporter *x = ud;
     size_t n = size * nmemb;
+    static const char gs[] = "grpc-status:";
+    static const char gm[] = "grpc-message:";
+    if (n > sizeof(gs) - 1 && strncasecmp(ptr, gs, sizeof(gs) - 1) == 0) {
+        char v[16];
+        header_value(ptr, n, sizeof(gs) - 1, v, sizeof(v));
+        bool digits = v[0] != '\0' && strlen(v) <= 3;
+        for (size_t i = 0; v[i] != '\0' && digits; i++) {
+            digits = v[i] >= '0' && v[i] <= '9';
+        }
+        /* an unparsable status counts as UNKNOWN (2), which is final */
+        x->grpc_status = digits ? (int)strtol(v, NULL, 10) : 2;
+        return n;
+    }
+    if (n > sizeof(gm) - 1 && strncasecmp(ptr, gm, sizeof(gm) - 1) == 0) {
+        header_value(ptr, n, sizeof(gm) - 1, x->grpc_msg, sizeof(x->grpc_msg));
+        return n;
+    }
     static const char name[] = "retry-after:";
     if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
         char v[128];
@@ -124,6 +181,7 @@ static void otlp_destroy(clew_exporter *e)
     clew__free(x->cert);
     clew__arena_deinit(&x->arena);
     clew__buf_deinit(&x->body);
+    clew__buf_deinit(&x->wire);
     clew__buf_deinit(&x->resp);
     clew__free(x);
 }
@@ -152,6 +210,92 @@ static bool retryable_curl(CURLcode c)
     }
 }
 
+/* gRPC codes the OTLP specification lists as retryable. */
+static bool retryable_grpc(int code)
+{
+    switch (code) {
+    case 1:  /* CANCELLED */
+    case 4:  /* DEADLINE_EXCEEDED */
+    case 10: /* ABORTED */
+    case 11: /* OUT_OF_RANGE */
+    case 14: /* UNAVAILABLE */
+    case 15: /* DATA_LOSS */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Appends src[0..n) to dst as one gzip member (RFC 1952). */
+static clew_status gzip_append(const char *src, size_t n, clew_buf *dst)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    /* windowBits 15 + 16 selects the gzip wrapper instead of zlib's */
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK) {
+        return CLEW_ENOMEM;
+    }
+    uLong bound = deflateBound(&zs, (uLong)n);
+    clew_status rc = clew__buf_reserve(dst, (size_t)bound);
+    if (rc == CLEW_OK) {
+        zs.next_in = (Bytef *)(uintptr_t)src;
+        zs.avail_in = (uInt)n;
+        zs.next_out = (Bytef *)dst->data + dst->len;
+        zs.avail_out = (uInt)bound;
+        /* the output cannot outgrow deflateBound, so one Z_FINISH call completes */
+        if (deflate(&zs, Z_FINISH) == Z_STREAM_END) {
+            dst->len += (size_t)zs.total_out;
+        } else {
+            rc = CLEW_EIO;
+        }
+    }
+    deflateEnd(&zs);
+    return rc;
+}
+
+/* Builds what goes on the wire from x->body into x->wire when the body is not
+ * sent as is; *payload / *len point at the bytes to send. */
+static clew_status build_payload(otlp_exporter *x, const char **payload, size_t *len)
+{
+    if (!x->grpc && !x->gzip) {
+        *payload = x->body.data ? x->body.data : "";
+        *len = x->body.len;
+        return CLEW_OK;
+    }
+    clew__buf_reset(&x->wire);
+    clew_status rc = CLEW_OK;
+    if (x->grpc) {
+        char prefix[5] = {0};
+        rc = clew__buf_append(&x->wire, prefix, sizeof(prefix));
+    }
+    if (rc == CLEW_OK) {
+        if (x->gzip) {
+            rc = gzip_append(x->body.data ? x->body.data : "", x->body.len, &x->wire);
+        } else {
+            rc = clew__buf_append(&x->wire, x->body.data ? x->body.data : "", x->body.len);
+        }
+    }
+    if (rc != CLEW_OK) {
+        return rc;
+    }
+    if (x->grpc) {
+        size_t m = x->wire.len - 5;
+        if (m > UINT32_MAX) {
+            return CLEW_ETOOBIG;
+        }
+        uint8_t *p = (uint8_t *)x->wire.data;
+        p[0] = x->gzip ? 1 : 0;
+        p[1] = (uint8_t)(m >> 24);
+        p[2] = (uint8_t)(m >> 16);
+        p[3] = (uint8_t)(m >> 8);
+        p[4] = (uint8_t)m;
+    }
+    *payload = x->wire.data;
+    *len = x->wire.len;
+    return CLEW_OK;
+}
+
 static void sleep_ms(uint64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -168,6 +312,14 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
     clew_status rc = clew__encode_spans(spans, n, x->json, &x->arena, &x->body);
     if (rc != CLEW_OK) {
         clew__exporter_log(e, CLEW_LOG_ERROR, "clew: encoding %zu spans failed: %s", n,
+                           clew_strerror(rc));
+        return rc;
+    }
+    const char *payload;
+    size_t payload_len;
+    rc = build_payload(x, &payload, &payload_len);
+    if (rc != CLEW_OK) {
+        clew__exporter_log(e, CLEW_LOG_ERROR, "clew: compressing %zu spans failed: %s", n,
                            clew_strerror(rc));
         return rc;
     }
@@ -190,8 +342,14 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_URL, x->url);
         curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, x->body.data ? x->body.data : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_len);
+        if (x->grpc) {
+            curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+                             strncmp(x->url, "https://", 8) == 0
+                                 ? (long)CURL_HTTP_VERSION_2TLS
+                                 : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        }
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
         curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, left_ms > 0 ? left_ms : 1L);
@@ -211,10 +369,31 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
         }
         clew__buf_reset(&x->resp);
         x->retry_after_ms = -1;
+        x->grpc_status = -1;
+        x->grpc_msg[0] = '\0';
         CURLcode cc = curl_easy_perform(c);
         long status = 0;
         bool retry;
-        if (cc == CURLE_OK) {
+        if (cc == CURLE_OK && x->grpc) {
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+            if (status == 200 && x->grpc_status == 0) {
+                return CLEW_OK;
+            }
+            if (status != 200) {
+                /* an HTTP-level refusal (proxy, wrong port): the gRPC spec maps
+                 * 429, 502, 503 and 504 to UNAVAILABLE */
+                retry = status == 429 || status == 502 || status == 503 || status == 504;
+            } else {
+                retry = retryable_grpc(x->grpc_status);
+            }
+            if (!retry) {
+                clew__exporter_log(e, CLEW_LOG_ERROR,
+                                   "clew: OTLP/gRPC export to %s refused: HTTP %ld, grpc-status "
+                                   "%d (%s) (not retried)",
+                                   x->url, status, x->grpc_status, x->grpc_msg);
+                return x->grpc_status == 3 ? CLEW_EINVAL : CLEW_EIO;
+            }
+        } else if (cc == CURLE_OK) {
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
             if (status >= 200 && status < 300) {
                 return CLEW_OK;
@@ -250,7 +429,7 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
         if (now + delay * 1000000u >= deadline) {
             clew__exporter_log(
                 e, CLEW_LOG_WARN, "clew: OTLP export to %s gave up after %u attempts (%s)", x->url,
-                attempt + 1, cc == CURLE_OK ? "retryable HTTP status" : curl_easy_strerror(cc));
+                attempt + 1, cc == CURLE_OK ? "retryable status" : curl_easy_strerror(cc));
             return cc == CURLE_OK ? CLEW_ETIMEDOUT : CLEW_ENET;
         }
         sleep_ms(delay);
@@ -282,6 +461,21 @@ static clew_status add_header(void *ud, const char *key, const char *value)
     return CLEW_OK;
 }
 
+/* The gRPC method URL: the scheme and authority of `base`, then GRPC_PATH. */
+static char *grpc_url(const char *base, bool *oom)
+{
+    const char *auth = strstr(base, "://") + 3;
+    size_t n = strcspn(auth, "/?#") + (size_t)(auth - base);
+    size_t len = n + sizeof(GRPC_PATH);
+    char *u = clew__malloc(len);
+    if (u == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    snprintf(u, len, "%.*s%s", (int)n, base, GRPC_PATH);
+    return u;
+}
+
 static char *dup_opt(const char *s, bool *oom)
 {
     if (s == NULL || s[0] == '\0') {
@@ -297,7 +491,9 @@ static char *dup_opt(const char *s, bool *oom)
 clew_status clew_exporter_otlp_http(const clew_otlp_config *config, clew_exporter **out)
 {
     if (config == NULL || out == NULL || config->url == NULL ||
-        (strncmp(config->url, "http://", 7) != 0 && strncmp(config->url, "https://", 8) != 0)) {
+        (strncmp(config->url, "http://", 7) != 0 && strncmp(config->url, "https://", 8) != 0) ||
+        (unsigned)config->protocol > (unsigned)CLEW_OTLP_GRPC ||
+        (unsigned)config->compression > (unsigned)CLEW_OTLP_COMPRESSION_GZIP) {
         return CLEW_EINVAL;
     }
     (void)pthread_once(&g_curl_once, curl_init_once);
@@ -307,21 +503,35 @@ clew_status clew_exporter_otlp_http(const clew_otlp_config *config, clew_exporte
     }
     x->base.ops = &otlp_ops;
     x->json = config->protocol == CLEW_OTLP_HTTP_JSON;
+    x->grpc = config->protocol == CLEW_OTLP_GRPC;
+    x->gzip = config->compression == CLEW_OTLP_COMPRESSION_GZIP;
     x->retry_initial_ms = config->retry_initial_ms;
     x->retry_max_ms = config->retry_max_ms;
     clew__arena_init(&x->arena, 64 * 1024, 0);
     clew__buf_init(&x->body, MAX_REQUEST);
+    clew__buf_init(&x->wire, MAX_REQUEST + (MAX_REQUEST >> 6) + 64); /* gzip can grow a bit */
     clew__buf_init(&x->resp, MAX_RESPONSE);
     bool oom = false;
-    x->url = dup_opt(config->url, &oom);
+    x->url = x->grpc ? grpc_url(config->url, &oom) : dup_opt(config->url, &oom);
     x->ca = dup_opt(config->ca_file, &oom);
     x->key = dup_opt(config->client_key_file, &oom);
     x->cert = dup_opt(config->client_cert_file, &oom);
     hdr_ctx h = {NULL, false};
     clew_status rc = oom ? CLEW_ENOMEM : CLEW_OK;
-    if (rc == CLEW_OK) {
+    if (rc == CLEW_OK && x->grpc) {
+        rc = add_header(&h, "Content-Type", "application/grpc");
+        if (rc == CLEW_OK) {
+            rc = add_header(&h, "TE", "trailers");
+        }
+        if (rc == CLEW_OK && x->gzip) {
+            rc = add_header(&h, "grpc-encoding", "gzip");
+        }
+    } else if (rc == CLEW_OK) {
         rc =
             add_header(&h, "Content-Type", x->json ? "application/json" : "application/x-protobuf");
+        if (rc == CLEW_OK && x->gzip) {
+            rc = add_header(&h, "Content-Encoding", "gzip");
+        }
     }
     if (rc == CLEW_OK) {
         /* libcurl adds "Expect: 100-continue" to large POSTs: one round trip lost */

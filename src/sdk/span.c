@@ -215,10 +215,58 @@ static size_t utf8_cut(const char *p, size_t len, size_t max)
     return n;
 }
 
+static clew_status value_from_attr(clew_value *dst, const clew_attr *src, uint32_t max_len,
+                                   clew__alloc_fn alloc, void *ctx, unsigned depth);
+
+/* A kvlist's members, copied; depth counts the kvlists around this one. */
+static clew_status kvlist_from_attr(clew_value *dst, const clew_attr *src, uint32_t max_len,
+                                    clew__alloc_fn alloc, void *ctx, unsigned depth)
+{
+    size_t n = src->v.array.n;
+    if (depth >= CLEW_ATTR_MAX_DEPTH || n > UINT32_MAX || (n > 0 && src->v.array.items == NULL)) {
+        return CLEW_EINVAL;
+    }
+    const clew_attr *members = src->v.array.items;
+    clew_kv *items = n ? alloc(ctx, n * sizeof(*items)) : NULL;
+    if (n > 0 && items == NULL) {
+        return CLEW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (members[i].key == NULL) {
+            return CLEW_EINVAL;
+        }
+        size_t kl = strlen(members[i].key);
+        char *k = alloc(ctx, kl + 1);
+        if (k == NULL) {
+            return CLEW_ENOMEM;
+        }
+        memcpy(k, members[i].key, kl + 1);
+        items[i].key.ptr = k;
+        items[i].key.len = kl;
+        clew_status rc =
+            value_from_attr(&items[i].value, &members[i], max_len, alloc, ctx, depth + 1);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+    }
+    dst->type = CLEW_VALUE_KVLIST;
+    dst->u.kvlist.items = items;
+    dst->u.kvlist.n = (uint32_t)n;
+    return CLEW_OK;
+}
+
 clew_status clew__value_from_attr(clew_value *dst, const clew_attr *src, uint32_t max_len,
                                   clew__alloc_fn alloc, void *ctx)
 {
+    return value_from_attr(dst, src, max_len, alloc, ctx, 0);
+}
+
+static clew_status value_from_attr(clew_value *dst, const clew_attr *src, uint32_t max_len,
+                                   clew__alloc_fn alloc, void *ctx, unsigned depth)
+{
     switch (src->type) {
+    case CLEW_ATTR_KVLIST:
+        return kvlist_from_attr(dst, src, max_len, alloc, ctx, depth);
     case CLEW_ATTR_STRING:
     case CLEW_ATTR_BYTES: {
         size_t n = src->v.s.len;
@@ -277,7 +325,7 @@ clew_status clew__value_from_attr(clew_value *dst, const clew_attr *src, uint32_
             } else {
                 e = clew_attr_double(NULL, ((const double *)src->v.array.items)[i]);
             }
-            clew_status rc = clew__value_from_attr(&items[i], &e, max_len, alloc, ctx);
+            clew_status rc = value_from_attr(&items[i], &e, max_len, alloc, ctx, depth);
             if (rc != CLEW_OK) {
                 return rc;
             }

@@ -290,8 +290,8 @@ static void test_exporters_and_propagators(void **state)
 
     setenv("OTEL_TRACES_EXPORTER", "zipkin", 1); /* unknown: reported, otlp used */
     setenv("OTEL_PROPAGATORS", "xray,tracecontext", 1);
-    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
-    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1);
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml", 1);
+    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", 1);
     setenv("OTEL_EXPORTER_OTLP_HEADERS", "broken", 1);
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "fast", 1);
     n_logs = 0;

@@ -4,7 +4,9 @@
  * process. Checks the request (path, headers, User-Agent, body decoded with
  * the OTLP decoders), connection reuse, the retry rules (429/502/503/504 and
  * Retry-After retried, 400 final, giving up at the timeout, connection
- * refused), the JSON protocol, and the endpoint/header environment variables.
+ * refused), the JSON protocol, gzip request bodies, and the endpoint/header/
+ * compression environment variables. (OTLP/gRPC needs an HTTP/2 peer:
+ * tests/integration/test_sdk_export.sh runs it against clew serve.)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "clew/clew.h"
 #include "codec/otlp.h"
@@ -85,6 +88,9 @@ static bool read_request(int fd, req *r)
     }
     r->body = clew__malloc(clen + 1);
     size_t have = len - head_len;
+    if (have > clen) {
+        have = clen; /* bytes beyond the body (not HTTP/1.1, e.g. an HTTP/2 preface) */
+    }
     memcpy(r->body, r->head + head_len, have);
     while (have < clen) {
         ssize_t n = recv(fd, r->body + have, clen - have, 0);
@@ -414,6 +420,126 @@ static void test_env_endpoint(void **state)
     assert_string_equal(srv.reqs[1].path, "/custom/path");
 }
 
+/* Inflates a gzip member (what the server would do) into a fresh buffer the
+ * caller frees with clew__free. */
+static uint8_t *gunzip(const uint8_t *in, size_t n, size_t *out_len)
+{
+    size_t cap = 1 << 20;
+    uint8_t *out = clew__malloc(cap);
+    assert_non_null(out);
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK); /* gzip wrapper only */
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)n;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(zs.avail_in, 0); /* one member, nothing after it */
+    *out_len = (size_t)zs.total_out;
+    inflateEnd(&zs);
+    return out;
+}
+
+/* OTEL_EXPORTER_OTLP_COMPRESSION=gzip: Content-Encoding: gzip, and the body is
+ * a gzip member whose content decodes as the ExportTraceServiceRequest, for
+ * protobuf and for JSON (OTEL_EXPORTER_OTLP_TRACES_COMPRESSION wins). */
+static void test_gzip_export(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP", 1);
+    char big[2048];
+    memset(big, 'z', sizeof(big) - 1); /* compressible: the body must shrink */
+    big[sizeof(big) - 1] = '\0';
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+            setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "none", 1);
+            setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip", 1);
+        }
+        clew_provider *p;
+        assert_int_equal(clew_provider_create_from_env(NULL, &p), CLEW_OK);
+        clew_tracer *t;
+        assert_int_equal(clew_provider_tracer(p, "export.test", "0.1", &t), CLEW_OK);
+        clew_span *s = clew_span_start(t, "zipped", NULL);
+        clew_span_set_str(s, "big", big);
+        clew_span_end(s, 0);
+        assert_int_equal(clew_provider_force_flush(p, 5000), CLEW_OK);
+        clew_provider_destroy(p);
+        assert_int_equal(served(), round + 1);
+        const req *r = &srv.reqs[round];
+        assert_true(has_header(r, "\r\nContent-Encoding: gzip\r\n"));
+        assert_true(has_header(r, round == 0 ? "\r\nContent-Type: application/x-protobuf\r\n"
+                                             : "\r\nContent-Type: application/json\r\n"));
+        assert_true(r->body_len > 18 && r->body[0] == 0x1f && r->body[1] == 0x8b);
+        assert_true(r->body_len < sizeof(big) / 2);
+        size_t plain_len;
+        uint8_t *plain = gunzip(r->body, r->body_len, &plain_len);
+        assert_true(plain_len > sizeof(big));
+        clew_arena a;
+        clew__arena_init(&a, 4096, 0);
+        clew_batch b;
+        clew_error err;
+        memset(&err, 0, sizeof(err));
+        if (round == 0) {
+            assert_int_equal(clew__otlp_pb_decode(plain, plain_len, &a, &b, &err), CLEW_OK);
+        } else {
+            assert_int_equal(clew__otlp_json_decode((const char *)plain, plain_len, &a, &b, &err),
+                             CLEW_OK);
+        }
+        assert_int_equal(b.n_spans, 1);
+        const clew_span_data *d = &b.rs[0].scopes[0].spans[0];
+        assert_int_equal(d->name.len, 6);
+        assert_memory_equal(d->name.ptr, "zipped", 6);
+        const clew_value *v = clew__attrs_get(&d->attrs, "big", 3);
+        assert_non_null(v);
+        assert_int_equal(v->u.s.len, sizeof(big) - 1);
+        assert_memory_equal(v->u.s.ptr, big, sizeof(big) - 1);
+        clew__arena_deinit(&a);
+        clew__free(plain);
+    }
+    unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
+    unsetenv("OTEL_EXPORTER_OTLP_COMPRESSION");
+    unsetenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION");
+}
+
+/* gRPC over http:// speaks HTTP/2 with prior knowledge: the connection opens
+ * with the HTTP/2 preface (no HTTP/1.1 upgrade). Against this HTTP/1.1-only
+ * listener the export must fail promptly and count the span as failed. */
+static void test_grpc_prior_knowledge(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ignored/path", srv.port);
+    clew_otlp_config oc;
+    clew_otlp_config_init(&oc);
+    oc.url = url;
+    oc.protocol = CLEW_OTLP_GRPC;
+    oc.retry_initial_ms = 20;
+    oc.retry_max_ms = 50;
+    clew_provider_config c;
+    clew_provider_config_init(&c);
+    c.processor = CLEW_PROCESSOR_SIMPLE;
+    c.batch.export_timeout_ms = 2000;
+    assert_int_equal(clew_exporter_otlp_http(&oc, &c.exporter), CLEW_OK);
+    clew_provider *p;
+    assert_int_equal(clew_provider_create(&c, &p), CLEW_OK);
+    uint64_t t0 = clew__now_mono_ns();
+    emit(p, "over-grpc");
+    assert_true(clew__now_mono_ns() - t0 < 3000000000ull);
+    clew_provider_stats st;
+    clew_provider_stats_get(p, &st);
+    assert_int_equal(st.exported_spans, 0);
+    assert_int_equal(st.failed_spans, 1);
+    clew_provider_destroy(p);
+    assert_true(served() >= 1);
+    assert_memory_equal(srv.reqs[0].head, "PRI * HTTP/2.0\r\n\r\n", 18);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -428,6 +554,15 @@ static void test_bad_config(void **state)
     oc.headers = "k=%zz";
     assert_int_equal(clew_exporter_otlp_http(&oc, &e), CLEW_EINVAL);
     oc.headers = NULL;
+    oc.compression = (clew_otlp_compression)7;
+    assert_int_equal(clew_exporter_otlp_http(&oc, &e), CLEW_EINVAL);
+    oc.compression = CLEW_OTLP_COMPRESSION_GZIP;
+    oc.protocol = (clew_otlp_protocol)9;
+    assert_int_equal(clew_exporter_otlp_http(&oc, &e), CLEW_EINVAL);
+    oc.protocol = CLEW_OTLP_GRPC;
+    assert_int_equal(clew_exporter_otlp_http(&oc, &e), CLEW_OK);
+    clew_exporter_destroy(e);
+    oc.protocol = CLEW_OTLP_HTTP_PROTOBUF;
     assert_int_equal(clew_exporter_otlp_http(&oc, &e), CLEW_OK);
     clew_exporter_destroy(e);
 }
@@ -442,6 +577,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gzip_export, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_prior_knowledge, setup, teardown),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -313,6 +313,88 @@ static void test_attribute_types(void **state)
     clew_provider_destroy(p);
 }
 
+/* kvlist values: nested maps and arrays come out as OTLP kvlists (through the
+ * protobuf encoder and decoder), the value length limit applies inside them,
+ * and nesting deeper than CLEW_ATTR_MAX_DEPTH drops the attribute. The log
+ * line and the console exporter print them too. */
+static void test_kvlist_attrs(void **state)
+{
+    (void)state;
+    clew_span_limits lim;
+    clew_span_limits_init(&lim);
+    lim.attribute_value_length = 4;
+    clew_provider *p = make_provider(NULL, &lim);
+    clew_span *s = clew_span_start(tracer(p), "maps", NULL);
+    int64_t ints[] = {7, 8};
+    clew_attr inner[] = {clew_attr_bool("ok", true),
+                         {.key = "ids", .type = CLEW_ATTR_INT_ARRAY, .v.array = {ints, 2}}};
+    clew_attr outer[] = {clew_attr_str("name", "abcdefgh"), clew_attr_kvlist("inner", inner, 2),
+                         clew_attr_kvlist("empty", NULL, 0)};
+    clew_attr a1 = clew_attr_kvlist("map", outer, 3);
+    clew_span_set_attr(s, &a1);
+    /* CLEW_ATTR_MAX_DEPTH + 1 kvlists inside each other */
+    clew_attr chain[CLEW_ATTR_MAX_DEPTH + 1];
+    chain[0] = clew_attr_int("leaf", 1);
+    for (int i = 1; i <= CLEW_ATTR_MAX_DEPTH; i++) {
+        chain[i] = clew_attr_kvlist("level", &chain[i - 1], 1);
+    }
+    clew_attr deep = clew_attr_kvlist("deep", &chain[CLEW_ATTR_MAX_DEPTH], 1);
+    clew_span_set_attr(s, &deep);
+    clew_attr ok_depth = clew_attr_kvlist("ok_depth", &chain[CLEW_ATTR_MAX_DEPTH - 1], 1);
+    clew_span_set_attr(s, &ok_depth);
+    clew_attr nokey[] = {{.key = NULL, .type = CLEW_ATTR_INT, .v.i = 1}};
+    clew_attr bad = clew_attr_kvlist("bad", nokey, 1);
+    clew_span_set_attr(s, &bad);
+    clew_span_end(s, 0);
+    assert_int_equal(decode_all(), 1);
+    const clew_attrs *a = &cap.spans[0]->attrs;
+    assert_int_equal(a->n, 2);
+    assert_int_equal(a->dropped, 2); /* deep, bad */
+    const clew_value *m = attr(a, "map");
+    assert_int_equal(m->type, CLEW_VALUE_KVLIST);
+    assert_int_equal(m->u.kvlist.n, 3);
+    assert_true(str_is(m->u.kvlist.items[0].key, "name"));
+    assert_true(str_is(m->u.kvlist.items[0].value.u.s, "abcd")); /* cut to the limit */
+    const clew_value *in = &m->u.kvlist.items[1].value;
+    assert_int_equal(in->type, CLEW_VALUE_KVLIST);
+    assert_int_equal(in->u.kvlist.n, 2);
+    assert_true(in->u.kvlist.items[0].value.u.b);
+    assert_int_equal(in->u.kvlist.items[1].value.u.array.items[1].u.i, 8);
+    assert_int_equal(m->u.kvlist.items[2].value.type, CLEW_VALUE_KVLIST);
+    assert_int_equal(m->u.kvlist.items[2].value.u.kvlist.n, 0);
+    const clew_value *d = attr(a, "ok_depth");
+    for (int i = 0; i < CLEW_ATTR_MAX_DEPTH; i++) {
+        assert_int_equal(d->type, CLEW_VALUE_KVLIST);
+        assert_int_equal(d->u.kvlist.n, 1);
+        d = &d->u.kvlist.items[0].value;
+    }
+    assert_int_equal(d->type, CLEW_VALUE_INT);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(clew_log_json(f, "info", "m", outer, 2), CLEW_OK);
+    fclose(f);
+    assert_non_null(strstr(text, "\"name\":\"abcdefgh\",\"inner\":{\"ok\":true,\"ids\":[7,8]}}"));
+    free(text);
+    clew_provider_destroy(p);
+
+    f = open_memstream(&text, &len);
+    clew_provider_config c;
+    clew_provider_config_init(&c);
+    c.processor = CLEW_PROCESSOR_SIMPLE;
+    assert_int_equal(clew_exporter_console(f, &c.exporter), CLEW_OK);
+    assert_int_equal(clew_provider_create(&c, &p), CLEW_OK);
+    s = clew_span_start(tracer(p), "maps", NULL);
+    clew_span_set_attr(s, &a1);
+    clew_span_end(s, 0);
+    clew_provider_destroy(p);
+    fclose(f);
+    assert_non_null(
+        strstr(text, "map = {name: \"abcdefgh\", inner: {ok: true, ids: [7, 8]}, empty: {}}"));
+    free(text);
+}
+
 /* Limits: extra attributes, events and links are dropped and counted; long
  * strings are cut (at a UTF-8 boundary, per array element too). */
 static void test_limits(void **state)
@@ -666,6 +748,7 @@ int main(void)
         cmocka_unit_test_teardown(test_current_span_scopes, teardown),
         cmocka_unit_test_teardown(test_explicit_and_remote_parent, teardown),
         cmocka_unit_test_teardown(test_attribute_types, teardown),
+        cmocka_unit_test_teardown(test_kvlist_attrs, teardown),
         cmocka_unit_test_teardown(test_limits, teardown),
         cmocka_unit_test_teardown(test_events_exception_links, teardown),
         cmocka_unit_test_teardown(test_status_rules, teardown),
