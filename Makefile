@@ -1,14 +1,19 @@
 # Thin wrapper over CMake + CTest. See README.md.
-#   make            build build/clew and libclew (release with debug info)
-#   make run        install missing Debian packages, build, start `clew serve`
-#   make test       install deps, build with ASan+UBSan and -Werror, run every test
+#   make               build build/clew and libclew (release with debug info)
+#   make run           install missing Debian packages, build, start `clew serve`
+#   make test          install deps, format check, lint, -O2 -Werror build, then an ASan+UBSan
+#                      -Werror build running every test
+#   make unit          the unit tests only (ASan+UBSan build)
+#   make tsan          build with ThreadSanitizer and run the unit and integration tests
 #   make check-format / make format / make lint
-#   make fuzz       build libFuzzer targets with clang and run each for FUZZ_SECONDS
-#   make bench      build and run the ingest benchmark
-#   make tsan       build with ThreadSanitizer and run the unit and integration tests
+#   make fuzz          build libFuzzer targets with clang and run each for FUZZ_SECONDS
+#   make bench         build and run the ingest benchmark
+#   make install       install headers, libraries, pkg-config file, CMake package, clew
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+ASAN_BUILD = cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
+	      -DCLEW_SANITIZE=address,undefined >/dev/null && cmake --build build-asan -j$(JOBS)
 
 .PHONY: all deps run test release-check unit tsan check-format format lint fuzz bench clean install
 
@@ -23,9 +28,7 @@ run: deps all
 	./build/clew serve $(ARGS)
 
 test: deps check-format lint release-check
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
-	      -DCLEW_SANITIZE=address,undefined >/dev/null
-	cmake --build build-asan -j$(JOBS)
+	$(ASAN_BUILD)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
@@ -38,9 +41,7 @@ release-check:
 	cmake --build build-release -j$(JOBS)
 
 unit:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
-	      -DCLEW_SANITIZE=address,undefined >/dev/null
-	cmake --build build-asan -j$(JOBS)
+	$(ASAN_BUILD)
 	cd build-asan && ctest --output-on-failure -j$(JOBS) -L unit
 
 tsan: deps
@@ -53,22 +54,8 @@ tsan: deps
 check-format:
 	@bad=$$(clang-format --dry-run $(SOURCES) 2>&1 | grep -c 'warning:' || true); \
 	if [ "$$bad" != "0" ]; then clang-format --dry-run $(SOURCES) 2>&1 | head -40; \
-	  echo "tsan: deps
-	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
-	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=OFF >/dev/null
-	cmake --build build-tsan -j$(JOBS)
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	    ctest --output-on-failure -j$(JOBS) -L 'unit|integration' $(CTEST_ARGS)
-
-check-format: $$bad formatting differences; run 'make format'"; exit 1; fi; \
-	echo "tsan: deps
-	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
-	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=OFF >/dev/null
-	cmake --build build-tsan -j$(JOBS)
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	    ctest --output-on-failure -j$(JOBS) -L 'unit|integration' $(CTEST_ARGS)
-
-check-format: clean"
+	  echo "check-format: $$bad formatting differences; run 'make format'"; exit 1; fi; \
+	echo "check-format: clean"
 
 format:
 	clang-format -i $(SOURCES)
