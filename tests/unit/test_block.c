@@ -346,6 +346,36 @@ static void roundtrip(void **state)
     corpus_deinit(&c);
 }
 
+/* Clients that send no scope name (Zipkin without otel.scope.name) or a resource without
+ * attributes produce the smallest possible resource and scope records; a block holding only
+ * those must read back (the reader's count sanity bound once assumed bigger records). */
+static void empty_resources_and_scopes(void **state)
+{
+    (void)state;
+    corpus c;
+    corpus_init(&c, 20, 5);
+    for (size_t i = 0; i < sizeof(c.scopes) / sizeof(c.scopes[0]); i++) {
+        memset(&c.scopes[i], 0, sizeof(c.scopes[i]));
+    }
+    for (int i = 0; i < N_RES; i++) {
+        c.res[i].attrs.n = 0;
+        c.res[i].schema_url = (clew_str){"", 0};
+    }
+    tmpdir t;
+    tmpdir_make(&t);
+    write_block(&t, &c, NULL);
+    clew_block *b = open_block(&t);
+    for (size_t i = 0; i < c.n_traces; i++) {
+        check_trace(b, &c.traces[i]);
+    }
+    clew_error err;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(clew__block_verify(b, &err), CLEW_OK);
+    clew__block_close(b);
+    tmpdir_remove(&t);
+    corpus_deinit(&c);
+}
+
 static void absent_ids(void **state)
 {
     (void)state;
@@ -981,6 +1011,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roundtrip),
+        cmocka_unit_test(empty_resources_and_scopes),
         cmocka_unit_test(absent_ids),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(search_matches_memory_store),

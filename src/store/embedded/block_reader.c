@@ -352,7 +352,7 @@ static clew_status validate(clew_block *b, int sec, clew_error *err)
         clew_arena a;
         clew__arena_init(&a, 4096, 0);
         rc = CLEW_OK;
-        b->n_res = clew__blk_get_count(&c, 3);
+        b->n_res = clew__blk_get_count(&c, 1);
         b->res_off = clew__calloc((size_t)b->n_res + 1, sizeof(size_t));
         if (b->res_off == NULL) {
             rc = CLEW_ENOMEM;
@@ -366,7 +366,7 @@ static clew_status validate(clew_block *b, int sec, clew_error *err)
         }
         if (rc == CLEW_OK && !c.bad) {
             b->res_off[b->n_res] = (size_t)(c.p - d);
-            b->n_scopes = clew__blk_get_count(&c, 6);
+            b->n_scopes = clew__blk_get_count(&c, 1);
             b->scope_off = clew__calloc((size_t)b->n_scopes + 1, sizeof(size_t));
             if (b->scope_off == NULL) {
                 rc = CLEW_ENOMEM;
