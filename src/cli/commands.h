@@ -19,5 +19,7 @@ int clew__cmd_serve(int argc, char **argv);
 int clew__cmd_trace(int argc, char **argv);
 int clew__cmd_search(int argc, char **argv);
 int clew__cmd_services(int argc, char **argv);
+/* src/store/embedded/store_cmd.c: offline verify/stats of an embedded store */
+int clew__cmd_store(int argc, char **argv);
 
 #endif /* CLEW_CLI_COMMANDS_H */

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"trace", NULL, clew__cmd_trace},
     {"search", NULL, clew__cmd_search},
     {"services", NULL, clew__cmd_services},
+    {"store", "check an embedded store's files offline: clew store verify|stats", clew__cmd_store},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -56,14 +56,25 @@ static const opt OPTS[] = {
     {"storage", OPT_STORAGE, OFF(storage), 0, 0, "memory|embedded",
      "Where spans go. memory is lossy: once --max-traces traces (or the store budget) "
      "are held, the oldest acknowledged traces are evicted. embedded is durable (a write-ahead "
-     "log in --data-dir, replayed on start; see --fsync) but keeps every span in memory until "
-     "block files, retention and compaction exist; it becomes the default then."},
+     "log in --data-dir, cut into block files every --block-duration; see --fsync, "
+     "--retention, --max-disk)."},
     {"fsync", OPT_FSYNC, OFF(fsync), 0, 0, "never|interval|always",
      "Embedded store: when the WAL is fsynced. Every mode survives a process crash; always "
      "acknowledges a batch only after its fsync (survives power loss), interval fsyncs at most "
      "--fsync-interval apart (power loss may take that much), never leaves it to the OS."},
     {"fsync_interval", OPT_DURATION, OFF(fsync_interval_ns), SEC / 1000, 60 * SEC, "DURATION",
      "Embedded store, --fsync interval: the longest time between two fsyncs of the WAL."},
+    {"block_duration", OPT_DURATION, OFF(block_duration_ns), SEC, 24 * 3600 * SEC, "DURATION",
+     "Embedded store: how often the in-memory head is cut into a block file (also on shutdown "
+     "and when the head holds --block-size)."},
+    {"block_size", OPT_SIZE, OFF(block_size), MIB, UINT64_C(1) << 40, "SIZE",
+     "Embedded store: cut the head once it holds this much span data (capped at half the "
+     "store budget, so the head never refuses spans before a cut)."},
+    {"retention", OPT_DURATION, OFF(retention_ns), SEC, SEC * 3600 * 24 * 365 * 100, "DURATION",
+     "Embedded store: blocks whose newest span is older than this are deleted (logged)."},
+    {"max_disk", OPT_SIZE, OFF(max_disk), 0, UINT64_C(1) << 60, "SIZE",
+     "Embedded store: the oldest blocks are deleted (logged) to keep the blocks under this; "
+     "0 = 90% of the free space of --data-dir's file system at start."},
     {"max_memory", OPT_SIZE, OFF(max_memory), 16 * MIB, UINT64_C(1) << 50, "SIZE",
      "Memory the server may use, split into budgets: ingest 1/4, query 1/8, store the rest."},
     {"max_traces", OPT_COUNT, OFF(max_traces), 1, 1000000000, "N",
@@ -120,6 +131,10 @@ void clew__config_defaults(clew_server_config *c)
     c->storage = CLEW_STORAGE_MEMORY;
     c->fsync = CLEW_FSYNC_INTERVAL;
     c->fsync_interval_ns = SEC / 10;
+    c->block_duration_ns = 5 * 60 * SEC;
+    c->block_size = 256 * MIB;
+    c->retention_ns = 72 * 3600 * SEC;
+    c->max_disk = 0;
     c->max_memory = 512 * MIB;
     c->max_traces = 100000;
     c->max_request_body = 64 * MIB;

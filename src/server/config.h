@@ -64,6 +64,11 @@ typedef struct clew_server_config {
     /* embedded store: when the WAL fsyncs, and at most how far apart with interval */
     clew_fsync_kind fsync;
     uint64_t fsync_interval_ns;
+    /* embedded store: head cut, retention and disk limit (0 max_disk = 90% of free space) */
+    uint64_t block_duration_ns;
+    uint64_t block_size;
+    uint64_t retention_ns;
+    uint64_t max_disk;
     uint64_t max_memory;       /* bytes; split into budgets (clew__config_budgets) */
     uint64_t max_traces;       /* memory store: oldest traces evicted past this */
     uint64_t max_request_body; /* bytes, after decompression too */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -370,6 +371,19 @@ static clew_status create_embedded_store(serve_ctx *c)
     uint64_t rec = c->cfg.max_request_body + 64 * 1024;
     ec.max_record_bytes = (size_t)(rec < CLEW_WAL_MAX_RECORD_SIZE ? rec : CLEW_WAL_MAX_RECORD_SIZE);
     ec.head_max_bytes = (size_t)c->budgets.store;
+    ec.block_duration_ns = c->cfg.block_duration_ns;
+    uint64_t bs = c->cfg.block_size, half = c->budgets.store / 2;
+    ec.block_size = (size_t)(half > 0 && bs > half ? half : bs);
+    ec.retention_ns = c->cfg.retention_ns;
+    ec.max_disk_bytes = c->cfg.max_disk;
+    if (ec.max_disk_bytes == 0) {
+        struct statvfs vfs;
+        if (statvfs(c->cfg.data_dir, &vfs) == 0) {
+            ec.max_disk_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize / 10 * 9;
+        }
+        logmsg(c, CLEW_LOG_INFO, "embedded store: --max-disk %llu bytes (90%% of the free space)",
+               (unsigned long long)ec.max_disk_bytes);
+    }
     ec.log = store_log;
     ec.log_ud = c;
     return clew__embedded_store_create(&ec, &c->store, NULL);

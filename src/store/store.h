@@ -166,6 +166,23 @@ typedef struct clew_memory_store_config {
 CLEW_NODISCARD clew_status clew__memory_store_create(const clew_memory_store_config *cfg,
                                                      clew_store **out);
 
+/* The embedded store's head cut: a snapshot of the traces, oldest first (free *out with
+ * clew__free), and the removal of one trace, refused with CLEW_EBUSY when it no longer has
+ * exactly `expected_spans` spans (some arrived after the caller copied it). `s` must be a
+ * memory store. */
+typedef struct clew_memory_trace_ref {
+    clew_trace_id id;
+    clew_trace_state state;
+    uint32_t n_spans;
+    size_t bytes;
+} clew_memory_trace_ref;
+
+CLEW_NODISCARD clew_status clew__memory_store_list_traces(clew_store *s,
+                                                          clew_memory_trace_ref **out,
+                                                          size_t *out_n);
+CLEW_NODISCARD clew_status clew__memory_store_remove_trace(clew_store *s, const clew_trace_id *id,
+                                                           uint32_t expected_spans);
+
 /* Matches a value against a tag filter's text (see clew_tag_filter). */
 bool clew__value_matches_text(const clew_value *v, clew_str text);
 

@@ -45,6 +45,7 @@ def start():
             [clew, "serve", "--storage", "embedded", "--data-dir", data_dir,
              "--otlp-http", "127.0.0.1:%d" % otlp_port, "--http", "127.0.0.1:%d" % http_port,
              "--zipkin", "off", "--otlp-grpc", "off", "--fsync", "interval",
+             "--block-duration", "1s", "--retention", "87600h",
              "--shutdown-timeout", "1s"],
             stdout=log, stderr=log)
         for _ in range(200):
@@ -208,5 +209,17 @@ replays = open(os.path.join(work, "server.log")).read().count("replayed the WAL"
 if replays < kills + 1:
     print("FAIL: expected %d WAL replays in the log, saw %d" % (kills + 1, replays), file=sys.stderr)
     sys.exit(1)
+# the head was cut into blocks during the kills (--block-duration 1s): the checks above
+# read across blocks and the head, and every block must verify
+cuts = open(os.path.join(work, "server.log")).read().count("cut: ")
+if cuts < 1:
+    print("FAIL: no head cut in the log", file=sys.stderr)
+    sys.exit(1)
+v = subprocess.run([clew, "store", "verify", "--data-dir", data_dir], capture_output=True,
+                   text=True)
+if v.returncode != 0:
+    print("FAIL: clew store verify exit %d:\n%s" % (v.returncode, v.stdout), file=sys.stderr)
+    sys.exit(1)
+print("%d cuts; clew store verify: %s" % (cuts, v.stdout.strip().splitlines()[-1]))
 sys.exit(1 if failed else 0)
 EOF

@@ -127,6 +127,8 @@ static clew_store *open_store(const char *dir, clew_wal_fsync_mode mode, clew_fi
     cfg.io = io;
     cfg.head_max_bytes = head_max;
     cfg.wal_segment_size = 64 * 1024; /* several segments in the bigger tests */
+    /* these tests are about the WAL; the cut is tested in test_embedded_cut.c */
+    cfg.manual_cut = true;
     clew_store *s = NULL;
     assert_int_equal(clew__embedded_store_create(&cfg, &s, rs), CLEW_OK);
     assert_non_null(s);

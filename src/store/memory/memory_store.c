@@ -1115,3 +1115,49 @@ clew_status clew__memory_store_create(const clew_memory_store_config *cfg, clew_
     *out = &ms->base;
     return CLEW_OK;
 }
+
+/* ---- for the embedded store's head cut (store.h) ---- */
+
+clew_status clew__memory_store_list_traces(clew_store *s, clew_memory_trace_ref **out,
+                                           size_t *out_n)
+{
+    memory_store *ms = (memory_store *)s;
+    pthread_rwlock_rdlock(&ms->lock);
+    size_t n = ms->traces.n;
+    clew_memory_trace_ref *refs = clew__calloc(n > 0 ? n : 1, sizeof(*refs));
+    if (refs == NULL) {
+        pthread_rwlock_unlock(&ms->lock);
+        return CLEW_ENOMEM;
+    }
+    size_t i = 0;
+    for (trace_entry *e = ms->oldest; e != NULL && i < n; e = e->newer) {
+        refs[i].id = e->id;
+        refs[i].state = e->state;
+        refs[i].n_spans = e->n_spans;
+        refs[i].bytes = e->bytes;
+        i++;
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    *out = refs;
+    *out_n = i;
+    return CLEW_OK;
+}
+
+clew_status clew__memory_store_remove_trace(clew_store *s, const clew_trace_id *id,
+                                            uint32_t expected_spans)
+{
+    memory_store *ms = (memory_store *)s;
+    clew_status rc = CLEW_OK;
+    pthread_rwlock_wrlock(&ms->lock);
+    trace_entry *e = entry_find(ms, id);
+    if (e == NULL) {
+        rc = CLEW_ENOTFOUND;
+    } else if (e->n_spans != expected_spans) {
+        /* spans arrived since the caller copied the trace: they would be lost */
+        rc = CLEW_EBUSY;
+    } else {
+        entry_remove(ms, e);
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    return rc;
+}
