@@ -32,28 +32,11 @@ for f in "$clew" "$load"; do
     fi
 done
 
-work=$(mktemp -d)
-server_pid=""
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-cleanup() {
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=../tests/lib/serve.sh
+source "$root/tests/lib/serve.sh"
+# a release server with millions of spans may take longer than a test server to shut down
+SERVE_STOP_TENTHS=100
+serve_init_workdir
 
 # start_server EXTRA_ARGS...: starts clew serve and waits for /readyz
 start_server() {
@@ -66,15 +49,9 @@ start_server() {
         --data-dir "$work/data" --max-traces "$max_traces" \
         --max-memory "$max_memory" "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$http_port/readyz" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
+    if serve_wait_ready "http://127.0.0.1:$http_port/readyz"; then
+        return 0
+    fi
     echo "bench: clew serve did not become ready; its log:" >&2
     cat "$work/server.log" >&2
     exit 1
@@ -88,7 +65,7 @@ run_once() {
     local rc=0
     "$load" --url "http://127.0.0.1:$otlp_port/v1/traces" --spans "$spans" \
         --connections "$connections" --server-pid "$server_pid" || rc=$?
-    stop_server
+    serve_stop
     if [ $rc -ne 0 ]; then
         echo "bench: not every request was acknowledged (exit $rc); server log tail:" >&2
         tail -n 20 "$work/server.log" >&2
@@ -104,7 +81,7 @@ run_grpc() {
     local rc=0
     "$grpc_load" --url "http://127.0.0.1:$grpc_port" --spans "$spans" \
         --connections "$connections" --server-pid "$server_pid" || rc=$?
-    stop_server
+    serve_stop
     if [ $rc -ne 0 ]; then
         echo "bench: not every gRPC call was acknowledged (exit $rc); server log tail:" >&2
         tail -n 20 "$work/server.log" >&2

@@ -45,13 +45,7 @@
 #include "server/grpc_frame.h"
 #include "server/receiver_otlp_http.h"
 
-#define MIB ((uint64_t)1024 * 1024)
-
 static const char METHOD_PATH[] = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-/* Same sizing as the OTLP/HTTP receiver: see receiver_otlp_http.c. */
-#define ARENA_FACTOR 16
-#define ARENA_BASE   MIB
 
 /* Streams a client may open at once on one connection (SETTINGS). */
 #define MAX_CONCURRENT_STREAMS 100
@@ -353,8 +347,6 @@ static void on_appended(clew_status rc, void *ud)
     clew__http_complete(j->rx->srv, &j->base);
 }
 
-static const char BUSY[] = "the server is busy (ingest memory budget exhausted); retry later";
-
 /* The work proper. Budget for what lives in the worker (the gunzipped copy, the
  * decode arena) goes to *local and is released by grpc_work when this returns:
  * the worker resets both after every job, and the job itself may already be
@@ -363,48 +355,47 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
 {
     clew_otlp_grpc_receiver *rx = j->rx;
     clew_server_metrics *m = rx->metrics;
-    const uint8_t *data = j->msg.data != NULL ? (const uint8_t *)j->msg.data : (const uint8_t *)"";
-    size_t len = j->msg.len;
+    clew_ingest_input in;
+    memset(&in, 0, sizeof(in));
+    in.data = j->msg.data != NULL ? (const uint8_t *)j->msg.data : (const uint8_t *)"";
+    in.len = j->msg.len;
+    char pmsg[200] = "";
+    int code = 0;
 
     if (j->compressed) {
-        char zmsg[200] = "";
-        w->scratch.max = rx->max_message;
-        clew_status rc = clew__gunzip_capped(data, len, &w->scratch, zmsg, sizeof(zmsg));
-        if (rc == CLEW_ETOOBIG) {
+        code = clew__ingest_gunzip(w, in.data, in.len, rx->max_message, m, &in, pmsg, sizeof(pmsg));
+        if (code == 413) {
             job_fail(j, GRPC_RESOURCE_EXHAUSTED,
                      "the gzip message expands past the limit of %zu bytes", rx->max_message);
             return;
         }
-        if (rc == CLEW_EPARSE) {
-            job_fail(j, GRPC_INTERNAL, "cannot decompress the message: %s", zmsg);
+        if (code == 400) {
+            job_fail(j, GRPC_INTERNAL, "cannot decompress the message: %s", pmsg);
             return;
         }
-        if (rc != CLEW_OK) {
+        if (code == 500) {
             job_fail(j, GRPC_INTERNAL, "out of memory decompressing the message");
             return;
         }
-        if (!clew__metrics_inflight_reserve(m, w->scratch.len)) {
-            job_fail(j, GRPC_UNAVAILABLE, "%s", BUSY);
+        if (code != 0) {
+            job_fail(j, GRPC_UNAVAILABLE, "%s", CLEW_INGEST_BUSY);
             return;
         }
-        *local += w->scratch.len;
         /* the compressed bytes are not needed any more: give them and their budget back */
         uint64_t clen = j->msg.len;
         clew__buf_deinit(&j->msg);
         clew__metrics_inflight_release(m, clen);
         j->reserved -= clen;
-        data = w->scratch.data != NULL ? (const uint8_t *)w->scratch.data : (const uint8_t *)"";
-        len = w->scratch.len;
     }
 
-    uint64_t want = (uint64_t)len * ARENA_FACTOR + ARENA_BASE;
-    uint64_t got = 0;
-    if (!clew__metrics_inflight_reserve_upto(m, want, ARENA_BASE, &got)) {
-        job_fail(j, GRPC_UNAVAILABLE, "%s", BUSY);
+    code = clew__ingest_reserve_arena(w, m, &in, pmsg, sizeof(pmsg));
+    *local += in.reserved; /* the gunzipped copy and the arena; 0 when gunzip failed */
+    if (code != 0) {
+        job_fail(j, GRPC_UNAVAILABLE, "%s", CLEW_INGEST_BUSY);
         return;
     }
-    *local += got;
-    w->arena.limit = w->arena.held + (size_t)got;
+    const uint8_t *data = in.data;
+    size_t len = in.len;
 
     clew_batch batch;
     clew_error err;
@@ -417,12 +408,12 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
         return;
     }
     if (rc == CLEW_ETOOBIG) {
-        if (got < want && got < m->budgets.ingest / 2) {
-            job_fail(j, GRPC_UNAVAILABLE, "%s", BUSY);
+        if (clew__ingest_toobig_code(&in, m) == 429) {
+            job_fail(j, GRPC_UNAVAILABLE, "%s", CLEW_INGEST_BUSY);
         } else {
             job_fail(j, GRPC_RESOURCE_EXHAUSTED,
                      "the decoded request needs more than %llu bytes of memory",
-                     (unsigned long long)got);
+                     (unsigned long long)in.arena_got);
         }
         return;
     }
@@ -430,38 +421,24 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
         job_fail(j, GRPC_INTERNAL, "decoding failed: %s", clew_strerror(rc));
         return;
     }
-    atomic_fetch_add_explicit(&m->spans_received[CLEW_RECV_OTLP_GRPC][CLEW_FMT_PROTOBUF],
-                              batch.n_spans + batch.rejected, memory_order_relaxed);
-    clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_GRPC, CLEW_REJECT_INVALID_ID, batch.rejected);
+    clew__ingest_count(m, CLEW_RECV_OTLP_GRPC, CLEW_FMT_PROTOBUF, &batch);
     if (rx->limits != NULL && clew__limits_apply(rx->limits, &batch, &w->arena) != CLEW_OK) {
         job_fail(j, GRPC_INTERNAL, "applying the span limits failed");
         return;
     }
     j->rejected = batch.rejected;
     j->n_spans = batch.n_spans;
-    if (batch.rejected > 0) {
-        if (batch.reject_reason.len > 0) {
-            snprintf(j->msg_text, sizeof(j->msg_text), "%.*s", (int)batch.reject_reason.len,
-                     batch.reject_reason.ptr);
-        } else {
-            snprintf(j->msg_text, sizeof(j->msg_text), "%llu spans had invalid ids",
-                     (unsigned long long)batch.rejected);
-        }
-    }
+    clew__ingest_reject_msg(&batch, j->msg_text, sizeof(j->msg_text));
     if (batch.n_spans == 0) {
         j->append_rc = CLEW_OK;
         clew__http_complete(rx->srv, &j->base);
         return;
     }
-    clew_trace_meta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.state = CLEW_TRACE_KEPT;
-    meta.adjusted_count = 1.0;
     /* the job may be answered and freed as soon as append calls back, and the
      * zero-copy batch points into the message: take it out of the job first */
     clew_buf msg = j->msg;
     clew__buf_init(&j->msg, 0);
-    rc = rx->store->ops->append(rx->store, &batch, &meta, on_appended, j);
+    rc = clew__ingest_append(rx->store, &batch, on_appended, j);
     if (rc != CLEW_OK) {
         j->append_rc = rc;
         clew__http_complete(rx->srv, &j->base);
@@ -765,7 +742,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
             /* the declared length is charged before any byte is kept, so a stream
              * can never buffer more than the budget allows */
             if (!clew__metrics_inflight_reserve(m, ev.length)) {
-                answer_error(st, GRPC_UNAVAILABLE, "%s", BUSY);
+                answer_error(st, GRPC_UNAVAILABLE, "%s", CLEW_INGEST_BUSY);
                 return 0;
             }
             st->reserved += ev.length;

@@ -106,9 +106,7 @@ static void reply_status(clew_otlp_http_receiver *rx, struct evhttp_request *req
 
 /* ---- content negotiation ---- */
 
-/* The media type of a header value ("application/json; charset=utf-8" ->
- * "application/json"), trimmed; compared case-insensitively. */
-static bool media_is(const char *v, const char *type)
+bool clew__media_is(const char *v, const char *type)
 {
     while (*v == ' ' || *v == '\t') {
         v++;
@@ -202,56 +200,96 @@ clew_status clew__gunzip_capped(const uint8_t *in, size_t len, clew_buf *out, ch
     return rc;
 }
 
-/* ---- the ingest path shared with the Zipkin receiver ---- */
+/* ---- the ingest path shared with the Zipkin and gRPC receivers ---- */
 
-int clew__ingest_prepare(clew_http_worker *w, struct evbuffer **body, bool gzip, size_t max_body,
-                         clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size)
+int clew__ingest_gunzip(clew_http_worker *w, const uint8_t *data, size_t len, size_t max_out,
+                        clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size)
 {
-    memset(in, 0, sizeof(*in));
-    size_t len = evbuffer_get_length(*body);
-    const uint8_t *data = (const uint8_t *)"";
-    if (len > 0) {
-        /* the body's only copy, and none when libevent read it into one chunk */
-        data = evbuffer_pullup(*body, -1);
-        if (data == NULL) {
-            snprintf(msg, msg_size, "out of memory reading the body");
-            return 500;
-        }
+    w->scratch.max = max_out;
+    clew_status rc = clew__gunzip_capped(data, len, &w->scratch, msg, msg_size);
+    if (rc == CLEW_ETOOBIG || rc == CLEW_EPARSE) {
+        return rc == CLEW_ETOOBIG ? 413 : 400;
     }
-    if (gzip) {
-        w->scratch.max = max_body;
-        clew_status rc = clew__gunzip_capped(data, len, &w->scratch, msg, msg_size);
-        if (rc == CLEW_ETOOBIG || rc == CLEW_EPARSE) {
-            return rc == CLEW_ETOOBIG ? 413 : 400;
-        }
-        if (rc != CLEW_OK) {
-            snprintf(msg, msg_size, "out of memory decompressing the body");
-            return 500;
-        }
-        if (!clew__metrics_inflight_reserve(m, w->scratch.len)) {
-            snprintf(msg, msg_size, "%s", CLEW_INGEST_BUSY);
-            return 429;
-        }
-        in->reserved += w->scratch.len;
-        /* the compressed bytes are not needed any more: give them back early */
-        evbuffer_free(*body);
-        *body = NULL;
-        data = (const uint8_t *)w->scratch.data;
-        len = w->scratch.len;
-        if (data == NULL) {
-            data = (const uint8_t *)"";
-        }
+    if (rc != CLEW_OK) {
+        snprintf(msg, msg_size, "out of memory decompressing the body");
+        return 500;
     }
-    in->arena_want = (uint64_t)len * ARENA_FACTOR + ARENA_BASE;
+    if (!clew__metrics_inflight_reserve(m, w->scratch.len)) {
+        snprintf(msg, msg_size, "%s", CLEW_INGEST_BUSY);
+        return 429;
+    }
+    in->reserved += w->scratch.len;
+    in->data = w->scratch.data != NULL ? (const uint8_t *)w->scratch.data : (const uint8_t *)"";
+    in->len = w->scratch.len;
+    return 0;
+}
+
+int clew__ingest_reserve_arena(clew_http_worker *w, clew_server_metrics *m, clew_ingest_input *in,
+                               char *msg, size_t msg_size)
+{
+    in->arena_want = (uint64_t)in->len * ARENA_FACTOR + ARENA_BASE;
     if (!clew__metrics_inflight_reserve_upto(m, in->arena_want, ARENA_BASE, &in->arena_got)) {
         snprintf(msg, msg_size, "%s", CLEW_INGEST_BUSY);
         return 429;
     }
     in->reserved += in->arena_got;
     w->arena.limit = w->arena.held + (size_t)in->arena_got;
-    in->data = data;
-    in->len = len;
     return 0;
+}
+
+int clew__ingest_prepare(clew_http_worker *w, struct evbuffer **body, bool gzip, size_t max_body,
+                         clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size)
+{
+    memset(in, 0, sizeof(*in));
+    in->len = evbuffer_get_length(*body);
+    in->data = (const uint8_t *)"";
+    if (in->len > 0) {
+        /* the body's only copy, and none when libevent read it into one chunk */
+        in->data = evbuffer_pullup(*body, -1);
+        if (in->data == NULL) {
+            snprintf(msg, msg_size, "out of memory reading the body");
+            return 500;
+        }
+    }
+    if (gzip) {
+        int code = clew__ingest_gunzip(w, in->data, in->len, max_body, m, in, msg, msg_size);
+        if (code != 0) {
+            return code;
+        }
+        /* the compressed bytes are not needed any more: give them back early */
+        evbuffer_free(*body);
+        *body = NULL;
+    }
+    return clew__ingest_reserve_arena(w, m, in, msg, msg_size);
+}
+
+void clew__ingest_count(clew_server_metrics *m, clew_metric_receiver r, clew_metric_format fmt,
+                        const clew_batch *b)
+{
+    atomic_fetch_add_explicit(&m->spans_received[r][fmt], b->n_spans + b->rejected,
+                              memory_order_relaxed);
+    clew__metrics_spans_rejected(m, r, CLEW_REJECT_INVALID_ID, b->rejected);
+}
+
+void clew__ingest_reject_msg(const clew_batch *b, char *msg, size_t msg_size)
+{
+    if (b->rejected == 0) {
+        return;
+    }
+    if (b->reject_reason.len > 0) {
+        snprintf(msg, msg_size, "%.*s", (int)b->reject_reason.len, b->reject_reason.ptr);
+    } else {
+        snprintf(msg, msg_size, "%llu spans had invalid ids", (unsigned long long)b->rejected);
+    }
+}
+
+clew_status clew__ingest_append(clew_store *s, const clew_batch *b, clew_append_cb cb, void *ud)
+{
+    clew_trace_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.state = CLEW_TRACE_KEPT;
+    meta.adjusted_count = 1.0;
+    return s->ops->append(s, b, &meta, cb, ud);
 }
 
 int clew__ingest_toobig_code(const clew_ingest_input *in, const clew_server_metrics *m)
@@ -344,36 +382,20 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
         return;
     }
 
-    clew_metric_format fmt = j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF;
-    atomic_fetch_add_explicit(&m->spans_received[CLEW_RECV_OTLP_HTTP][fmt],
-                              batch.n_spans + batch.rejected, memory_order_relaxed);
-    clew__metrics_spans_rejected(m, CLEW_RECV_OTLP_HTTP, CLEW_REJECT_INVALID_ID, batch.rejected);
+    clew__ingest_count(m, CLEW_RECV_OTLP_HTTP, j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF, &batch);
     j->rejected = batch.rejected;
     j->n_spans = batch.n_spans;
-    if (batch.rejected > 0) {
-        if (batch.reject_reason.len > 0) {
-            snprintf(j->msg, sizeof(j->msg), "%.*s", (int)batch.reject_reason.len,
-                     batch.reject_reason.ptr);
-        } else {
-            snprintf(j->msg, sizeof(j->msg), "%llu spans had invalid ids",
-                     (unsigned long long)batch.rejected);
-        }
-    }
+    clew__ingest_reject_msg(&batch, j->msg, sizeof(j->msg));
     if (batch.n_spans == 0) {
         j->append_rc = CLEW_OK;
         clew__http_complete(rx->srv, &j->base);
         return;
     }
-    /* no tail sampler yet: every trace is kept as it comes */
-    clew_trace_meta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.state = CLEW_TRACE_KEPT;
-    meta.adjusted_count = 1.0;
     /* the job may be answered and freed as soon as append calls back, so keep the
      * body (which the zero-copy protobuf batch points into) out of it first */
     struct evbuffer *body = j->body;
     j->body = NULL;
-    rc = rx->store->ops->append(rx->store, &batch, &meta, on_appended, j);
+    rc = clew__ingest_append(rx->store, &batch, on_appended, j);
     if (rc != CLEW_OK) {
         /* the callback will never run: answer here */
         j->append_rc = rc;
@@ -442,13 +464,13 @@ void clew__otlp_http_handle(struct evhttp_request *req, void *ud)
     const char *ct = evhttp_find_header(h, "Content-Type");
     bool json;
     const char *ctype;
-    if (ct != NULL && media_is(ct, CT_JSON)) {
+    if (ct != NULL && clew__media_is(ct, CT_JSON)) {
         json = true;
         ctype = CT_JSON;
-    } else if (ct != NULL && media_is(ct, CT_PB)) {
+    } else if (ct != NULL && clew__media_is(ct, CT_PB)) {
         json = false;
         ctype = CT_PB;
-    } else if (ct != NULL && media_is(ct, CT_PB2)) {
+    } else if (ct != NULL && clew__media_is(ct, CT_PB2)) {
         json = false;
         ctype = CT_PB2;
     } else {
@@ -461,7 +483,7 @@ void clew__otlp_http_handle(struct evhttp_request *req, void *ud)
                      "/v1/traces only takes POST");
         return;
     }
-    if (ct == NULL || (json && !media_is(ct, CT_JSON))) {
+    if (ct == NULL || (json && !clew__media_is(ct, CT_JSON))) {
         char msg[200];
         char shown[64];
         snprintf(shown, sizeof(shown), "%s", ct ? ct : "");
@@ -481,9 +503,9 @@ void clew__otlp_http_handle(struct evhttp_request *req, void *ud)
     }
     const char *ce = evhttp_find_header(h, "Content-Encoding");
     bool gzip = false;
-    if (ce != NULL && media_is(ce, "gzip")) {
+    if (ce != NULL && clew__media_is(ce, "gzip")) {
         gzip = true;
-    } else if (ce != NULL && !media_is(ce, "identity") && ce[0] != '\0') {
+    } else if (ce != NULL && !clew__media_is(ce, "identity") && ce[0] != '\0') {
         reply_status(rx, req, t0, 415, json, ctype, RPC_INVALID_ARGUMENT,
                      "Content-Encoding is not supported; send gzip or identity");
         return;

@@ -61,8 +61,43 @@ typedef struct clew_ingest_input {
 int clew__ingest_prepare(clew_http_worker *w, struct evbuffer **body, bool gzip, size_t max_body,
                          clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size);
 
+/*
+ * The two steps of clew__ingest_prepare, for a receiver whose input is already one
+ * linear buffer (the gRPC receiver's message):
+ * clew__ingest_gunzip inflates data into w->scratch, capped at max_out, and charges
+ * its size to the ingest budget (in->reserved); on success in->data and in->len name
+ * the result. Returns 0, or 400 bad gzip, 413 past max_out, 429 budget exhausted,
+ * 500 out of memory, with a sentence in msg.
+ * clew__ingest_reserve_arena charges the decode arena for in->len plain bytes
+ * (in->arena_want, in->arena_got, in->reserved) and sets w->arena.limit. Returns 0
+ * or 429 with msg.
+ */
+int clew__ingest_gunzip(clew_http_worker *w, const uint8_t *data, size_t len, size_t max_out,
+                        clew_server_metrics *m, clew_ingest_input *in, char *msg, size_t msg_size);
+int clew__ingest_reserve_arena(clew_http_worker *w, clew_server_metrics *m, clew_ingest_input *in,
+                               char *msg, size_t msg_size);
+
 /* After a decoder returned CLEW_ETOOBIG on the prepared input: 429 when the budget
  * (not the request) was the limit, so the same request fits another time; else 413. */
 int clew__ingest_toobig_code(const clew_ingest_input *in, const clew_server_metrics *m);
+
+/* After a decode: counts the batch's spans (valid and rejected) as received by
+ * receiver r in format fmt, and its invalid-id rejections. */
+void clew__ingest_count(clew_server_metrics *m, clew_metric_receiver r, clew_metric_format fmt,
+                        const clew_batch *b);
+
+/* The partial-success message of a batch with rejected spans: its reject reason, or
+ * a count. Writes nothing when the batch rejected no span. */
+void clew__ingest_reject_msg(const clew_batch *b, char *msg, size_t msg_size);
+
+/* Hands a decoded batch to the store as a kept trace (there is no tail sampler yet).
+ * Same contract as the store's append: cb runs exactly once iff CLEW_OK. */
+CLEW_NODISCARD clew_status clew__ingest_append(clew_store *s, const clew_batch *b,
+                                               clew_append_cb cb, void *ud);
+
+/* Whether header value v has the media type `type`: leading blanks and parameters
+ * (after ';') ignored, compared case-insensitively ("application/json; charset=utf-8"
+ * is application/json). */
+bool clew__media_is(const char *v, const char *type);
 
 #endif /* CLEW_SERVER_RECEIVER_OTLP_HTTP_H */

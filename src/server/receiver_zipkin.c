@@ -74,23 +74,6 @@ static void reply_text(clew_zipkin_receiver *rx, struct evhttp_request *req, uin
     finish(rx, t0_ns, code);
 }
 
-/* The media type of a header value, parameters ignored, case-insensitive. */
-static bool media_is(const char *v, const char *type)
-{
-    while (*v == ' ' || *v == '\t') {
-        v++;
-    }
-    size_t n = strlen(type);
-    if (strncasecmp(v, type, n) != 0) {
-        return false;
-    }
-    const char *p = v + n;
-    while (*p == ' ' || *p == '\t') {
-        p++;
-    }
-    return *p == '\0' || *p == ';';
-}
-
 /* ---- the job ---- */
 
 static void job_free(zipkin_job *j)
@@ -175,20 +158,14 @@ static void zipkin_work(clew_http_job *base, clew_http_worker *w)
         }
     }
 
-    atomic_fetch_add_explicit(&m->spans_received[CLEW_RECV_ZIPKIN][CLEW_FMT_JSON],
-                              batch.n_spans + batch.rejected, memory_order_relaxed);
-    clew__metrics_spans_rejected(m, CLEW_RECV_ZIPKIN, CLEW_REJECT_INVALID_ID, batch.rejected);
+    clew__ingest_count(m, CLEW_RECV_ZIPKIN, CLEW_FMT_JSON, &batch);
     j->n_spans = batch.n_spans;
     if (batch.n_spans == 0) {
         j->append_rc = CLEW_OK;
         clew__http_complete(rx->srv, &j->base);
         return;
     }
-    clew_trace_meta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.state = CLEW_TRACE_KEPT;
-    meta.adjusted_count = 1.0;
-    rc = rx->store->ops->append(rx->store, &batch, &meta, on_appended, j);
+    rc = clew__ingest_append(rx->store, &batch, on_appended, j);
     if (rc != CLEW_OK) {
         /* the callback will never run: answer here */
         j->append_rc = rc;
@@ -257,7 +234,7 @@ void clew__zipkin_handle(struct evhttp_request *req, void *ud)
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     const char *ct = evhttp_find_header(h, "Content-Type");
     /* no Content-Type is read as JSON, as Zipkin's own collector does */
-    if (ct != NULL && !media_is(ct, "application/json")) {
+    if (ct != NULL && !clew__media_is(ct, "application/json")) {
         char shown[64];
         snprintf(shown, sizeof(shown), "%s", ct);
         for (char *p = shown; *p; p++) {
@@ -275,9 +252,9 @@ void clew__zipkin_handle(struct evhttp_request *req, void *ud)
     }
     const char *ce = evhttp_find_header(h, "Content-Encoding");
     bool gzip = false;
-    if (ce != NULL && media_is(ce, "gzip")) {
+    if (ce != NULL && clew__media_is(ce, "gzip")) {
         gzip = true;
-    } else if (ce != NULL && !media_is(ce, "identity") && ce[0] != '\0') {
+    } else if (ce != NULL && !clew__media_is(ce, "identity") && ce[0] != '\0') {
         reply_text(rx, req, t0, 415, "Content-Encoding is not supported; send gzip or identity");
         return;
     }

@@ -45,7 +45,7 @@ static bool text_eq(clew_str a, const char *lit)
 
 /* Parses an optionally signed decimal integer that fills all of `t` (no spaces,
  * no leading '+' beyond one sign, no overflow). */
-static bool parse_i64(clew_str t, int64_t *out)
+bool clew__tag_text_i64(clew_str t, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
@@ -86,7 +86,7 @@ static bool parse_i64(clew_str t, int64_t *out)
 
 /* strtod needs a NUL-terminated string: copy the (short) text to the stack. Texts
  * longer than any sensible number do not match. The whole text must be consumed. */
-static bool parse_double(clew_str t, double *out)
+bool clew__tag_text_double(clew_str t, double *out)
 {
     char tmp[64];
     if (t.len == 0 || t.len >= sizeof(tmp)) {
@@ -139,12 +139,12 @@ bool clew__value_matches_text(const clew_value *v, clew_str text)
         return text_eq(text, v->u.b ? "true" : "false");
     case CLEW_VALUE_INT: {
         int64_t i;
-        return parse_i64(text, &i) && i == v->u.i;
+        return clew__tag_text_i64(text, &i) && i == v->u.i;
     }
     case CLEW_VALUE_DOUBLE: {
         double d;
         /* numeric comparison: "1.5", "1.50" and "15e-1" all match 1.5; NaN never matches */
-        return parse_double(text, &d) && d == v->u.d;
+        return clew__tag_text_double(text, &d) && d == v->u.d;
     }
     case CLEW_VALUE_BYTES:
         return bytes_match_base64(v->u.s, text);

@@ -186,4 +186,11 @@ CLEW_NODISCARD clew_status clew__memory_store_remove_trace(clew_store *s, const 
 /* Matches a value against a tag filter's text (see clew_tag_filter). */
 bool clew__value_matches_text(const clew_value *v, clew_str text);
 
+/* The number grammar clew__value_matches_text reads a tag filter's text with, for an
+ * index that must find exactly what a scan would (the embedded store's postings):
+ * the whole text must be the number. _i64: one optional sign, decimal digits, no
+ * overflow. _double: what strtod takes, at most 63 bytes. Pure; any thread. */
+bool clew__tag_text_i64(clew_str t, int64_t *out);
+bool clew__tag_text_double(clew_str t, double *out);
+
 #endif /* CLEW_STORE_STORE_H */

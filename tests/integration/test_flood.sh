@@ -14,23 +14,17 @@
 set -uo pipefail
 
 : "${CLEW_BIN:?set CLEW_BIN to the clew binary}"
+: "${CLEW_SOURCE_DIR:?set CLEW_SOURCE_DIR to the source tree}"
 for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is needed" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/clew-it-flood.XXXXXX)
-SERVER_PID=""
+# shellcheck source=../lib/serve.sh
+source "$CLEW_SOURCE_DIR/tests/lib/serve.sh"
+serve_init_tmpdir clew-it-flood
 LOG=""
 PASSED=0
 FAILED=0
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 pass() { echo "ok: $*"; PASSED=$((PASSED + 1)); }
 flunk() {
@@ -47,20 +41,7 @@ check() { # check WHAT COMMAND...
   if "$@"; then pass "$what"; else flunk "$what"; fi
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 vmhwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-metric() { # metric NAME_WITH_LABELS
-  curl -s "$QUERY/metrics" | python3 -c '
-import sys
-want = sys.argv[1]
-for line in sys.stdin:
-    if line.startswith(want + " "):
-        print(int(float(line.split()[-1]))); break
-else:
-    print(0)' "$1"
-}
 
 # Under ASan freed memory sits in a quarantine (256 MiB by default), which would
 # say nothing about the server's budgets: keep it small for this test.

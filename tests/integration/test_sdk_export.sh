@@ -8,41 +8,17 @@ set -euo pipefail
 
 : "${CLEW_BIN:?CLEW_BIN must point at the clew binary}"
 : "${CLEW_BUILD_DIR:?}"
+: "${CLEW_SOURCE_DIR:?}"
 hello="$CLEW_BUILD_DIR/examples/hello"
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-ok() { echo "ok: $*"; }
+# shellcheck source=../lib/serve.sh
+source "$CLEW_SOURCE_DIR/tests/lib/serve.sh"
 [ -x "$hello" ] || fail "$hello not built (target hello in examples/CMakeLists.txt)"
 command -v python3 >/dev/null 2>&1 || fail "python3 not found; run scripts/install-deps.sh"
 
-work=$(mktemp -d)
-server_pid=""
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-cleanup() {
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
+serve_init_workdir
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-ready=0
-for try in 1 2 3; do
+launch_server() {
     otlp_port=$(free_port)
     grpc_port=$(free_port)
     http_port=$(free_port)
@@ -50,20 +26,8 @@ for try in 1 2 3; do
         --otlp-http "127.0.0.1:$otlp_port" --http "127.0.0.1:$http_port" \
         --data-dir "$work/data" >"$work/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$http_port/readyz" 2>/dev/null; then
-            ready=1
-            break
-        fi
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    [ $ready -eq 1 ] && break
-    stop_server
-    echo "clew serve did not become ready (try $try):" >&2
-    cat "$work/server.log" >&2
-done
-[ $ready -eq 1 ] || fail "clew serve did not start"
+}
+serve_start_retrying launch_server || fail "clew serve did not start"
 
 # run_hello NAME ENDPOINT PROTOCOL COMPRESSION -> the trace id in $work/NAME.id
 run_hello() {

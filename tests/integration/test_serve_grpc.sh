@@ -18,33 +18,10 @@ for tool in curl nghttp protoc python3 gzip; do
 done
 curl -V | grep HTTP2 >/dev/null || { echo "FAIL: this curl has no HTTP/2 support" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/clew-it-grpc.XXXXXX)
-SERVER_PID=""
+# shellcheck source=../lib/serve.sh
+source "$CLEW_SOURCE_DIR/tests/lib/serve.sh"
+serve_init_tmpdir clew-it-grpc
 LOG="$TMP/server.log"
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  if [ -f "$LOG" ]; then
-    echo "--- server log (last 30 lines) ---" >&2
-    tail -30 "$LOG" >&2
-  fi
-  exit 1
-}
-ok() { echo "ok: $*"; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
-hex_to_proto() { echo "$1" | sed 's/../\\x&/g'; }
 
 # pb_request TRACE_ID SPAN_ID NAME FILE [EXTRA_SPANS_TEXT]: an ExportTraceServiceRequest
 pb_request() {
@@ -127,12 +104,7 @@ start_server() { # start_server [extra flags...]
   "$CLEW_BIN" serve --otlp-grpc "127.0.0.1:$GRPC_PORT" "${OFF_FLAGS[@]}" \
     --http "127.0.0.1:$QUERY_PORT" --data-dir "$TMP/data" "$@" >"$LOG" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$QUERY/readyz" 2>/dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "clew serve did not become ready"
+  serve_wait_ready "$QUERY/readyz" "$SERVER_PID" || fail "clew serve did not become ready"
 }
 stop_server() { # SIGTERM (unless already sent); the exit must be 0 within 15 s
   [ "${1:-}" = sent ] || kill -TERM "$SERVER_PID"

@@ -8,62 +8,15 @@
 set -euo pipefail
 
 : "${CLEW_BIN:?set CLEW_BIN to the clew binary}"
+: "${CLEW_SOURCE_DIR:?set CLEW_SOURCE_DIR to the source tree}"
 for tool in curl python3 gzip; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is needed" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/clew-it-zipkin.XXXXXX)
-SERVER_PID=""
+# shellcheck source=../lib/serve.sh
+source "$CLEW_SOURCE_DIR/tests/lib/serve.sh"
+serve_init_tmpdir clew-it-zipkin
 LOG="$TMP/server.log"
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  if [ -f "$LOG" ]; then
-    echo "--- server log (last 30 lines) ---" >&2
-    tail -30 "$LOG" >&2
-  fi
-  exit 1
-}
-ok() { echo "ok: $*"; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
-
-# post URL CONTENT_TYPE FILE [curl args...]: sets CODE; body in $TMP/resp, headers in $TMP/hdr
-post() {
-  local url=$1 ct=$2 file=$3
-  shift 3
-  CODE=$(curl -s -o "$TMP/resp" -D "$TMP/hdr" -w '%{http_code}' -X POST -H "Content-Type: $ct" \
-    --data-binary @"$file" "$@" "$url") || true
-}
-get() {
-  CODE=$(curl -s -o "$TMP/resp" -D "$TMP/hdr" -w '%{http_code}' "$@") || true
-}
-expect_code() { # expect_code WANT WHAT
-  [ "$CODE" = "$1" ] || fail "$2: expected HTTP $1, got $CODE (body: $(head -c 300 "$TMP/resp" 2>/dev/null))"
-}
-header() { grep -i "^$1:" "$TMP/hdr" | head -1 | cut -d: -f2- | tr -d ' \r'; }
-
-metric() {
-  curl -s "$QUERY/metrics" | python3 -c '
-import sys
-want = sys.argv[1]
-for line in sys.stdin:
-    if line.startswith(want + " "):
-        print(int(float(line.split()[-1]))); break
-else:
-    print(0)' "$1"
-}
 
 # ---- start the server with small limits, so they can be seen ----
 ZPORT=$(free_port)
@@ -76,13 +29,8 @@ QUERY="http://127.0.0.1:$QUERY_PORT"
   --span-attribute-count-limit 4 --attribute-value-length-limit 16 --span-event-count-limit 2 \
   >"$LOG" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do
-  if curl -s -o /dev/null -w '%{http_code}' "$QUERY/readyz" 2>/dev/null | grep -q 200; then
-    break
-  fi
-  kill -0 "$SERVER_PID" 2>/dev/null || fail "the server exited at start"
-  sleep 0.1
-done
+serve_wait_ready "$QUERY/readyz" "$SERVER_PID" || kill -0 "$SERVER_PID" 2>/dev/null ||
+  fail "the server exited at start"
 grep -q "listening on 127.0.0.1:$ZPORT (Zipkin)" "$LOG" || fail "no 'listening on ... (Zipkin)' log line"
 ok "server ready, Zipkin on $ZPORT"
 

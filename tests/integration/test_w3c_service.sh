@@ -9,12 +9,11 @@
 set -euo pipefail
 
 : "${CLEW_BUILD_DIR:?}"
+: "${CLEW_SOURCE_DIR:?}"
 svc="$CLEW_BUILD_DIR/examples/w3c-service"
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+# shellcheck source=../lib/serve.sh
+source "$CLEW_SOURCE_DIR/tests/lib/serve.sh"
 [ -x "$svc" ] || fail "$svc not built (target w3c-service in examples/CMakeLists.txt)"
 command -v python3 >/dev/null 2>&1 || fail "python3 not found; run scripts/install-deps.sh"
 
@@ -30,10 +29,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 start_service() { # start_service NAME PORT
     env OTEL_TRACES_EXPORTER=none OTEL_PROPAGATORS=tracecontext "$svc" --port "$2" \

@@ -18,10 +18,8 @@ set -uo pipefail
 : "${CLEW_BUILD_DIR:?}"
 here="$CLEW_SOURCE_DIR/tests/interop/zipkin_js"
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+# shellcheck source=../lib/serve.sh
+source "$CLEW_SOURCE_DIR/tests/lib/serve.sh"
 command -v node >/dev/null 2>&1 || fail "node not found; run scripts/install-deps.sh"
 command -v npm >/dev/null 2>&1 || fail "npm not found; run scripts/install-deps.sh"
 command -v curl >/dev/null 2>&1 || fail "curl not found; run scripts/install-deps.sh"
@@ -38,36 +36,13 @@ done
 
 # ---- npm packages, cached per build dir ----
 cache="$CLEW_BUILD_DIR/interop-zipkin-node"
-stamp=$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$cache/.stamp" 2>/dev/null || true)" != "$stamp" ] || [ ! -d "$cache/node_modules" ]; then
-    echo "installing zipkin and zipkin-transport-http into $cache"
-    rm -rf "$cache"
-    mkdir -p "$cache"
-    cp "$here/package.json" "$here/package-lock.json" "$cache/"
-    # the lock file pins every version; keep registry hosts out of it if npm rewrites it
-    if ! (cd "$cache" && npm install --no-audit --no-fund --omit-lockfile-registry-resolved \
-        >npm-install.log 2>&1); then
-        cat "$cache/npm-install.log" >&2
-        fail "npm install failed (log above)"
-    fi
-    echo "$stamp" >"$cache/.stamp"
-fi
+npm_install_cached "$here" "$cache" "zipkin and zipkin-transport-http"
 cp "$here/send.mjs" "$cache/"
 
 # ---- the server ----
-work=$(mktemp -d)
-server_pid=""
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-cleanup() {
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# no grace at exit: the test stops the server itself, one left over only needs to go
+SERVE_STOP_TENTHS=0
+serve_init_workdir
 
 free_port() {
     "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

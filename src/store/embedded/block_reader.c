@@ -1445,64 +1445,6 @@ static bool span_matches(const clew_span_data *s, const clew_search_query *q)
     return true;
 }
 
-/* The same strict number grammar as clew__value_matches_text (store.c), so a search by
- * the postings finds exactly what a scan would. */
-static bool parse_i64(clew_str t, int64_t *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    if (t.len == 0) {
-        return false;
-    }
-    if (t.ptr[0] == '-' || t.ptr[0] == '+') {
-        neg = t.ptr[0] == '-';
-        i = 1;
-    }
-    if (i == t.len) {
-        return false;
-    }
-    uint64_t v = 0;
-    for (; i < t.len; i++) {
-        char c = t.ptr[i];
-        if (c < '0' || c > '9' || v > (UINT64_MAX - (uint64_t)(c - '0')) / 10) {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(c - '0');
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) {
-            return false;
-        }
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX) {
-            return false;
-        }
-        *out = (int64_t)v;
-    }
-    return true;
-}
-
-static bool parse_double(clew_str t, double *out)
-{
-    char tmp[64];
-    if (t.len == 0 || t.len >= sizeof(tmp)) {
-        return false;
-    }
-    memcpy(tmp, t.ptr, t.len);
-    tmp[t.len] = '\0';
-    if (memchr(tmp, '\0', t.len) != NULL) {
-        return false;
-    }
-    char *end = NULL;
-    double d = strtod(tmp, &end);
-    if (end != tmp + t.len) {
-        return false;
-    }
-    *out = d;
-    return true;
-}
-
 /* The postings of key = text: the union over every typed value the text matches. */
 static clew_status tag_postings(clew_block *b, const clew_tag_filter *f, ordlist *l,
                                 clew_error *err)
@@ -1515,13 +1457,15 @@ static clew_status tag_postings(clew_block *b, const clew_tag_filter *f, ordlist
         vals[nv].type = CLEW_VALUE_BOOL;
         vals[nv++].u.b = lit_eq(f->value, "true");
     }
+    /* the number grammar of clew__value_matches_text, so a search by the postings finds
+     * exactly what a scan would */
     int64_t i64;
-    if (parse_i64(f->value, &i64)) {
+    if (clew__tag_text_i64(f->value, &i64)) {
         vals[nv].type = CLEW_VALUE_INT;
         vals[nv++].u.i = i64;
     }
     double d;
-    if (parse_double(f->value, &d)) {
+    if (clew__tag_text_double(f->value, &d)) {
         vals[nv].type = CLEW_VALUE_DOUBLE;
         vals[nv++].u.d = d;
     }
