@@ -360,7 +360,9 @@ void clew__format_listen(const clew_listen_addr *a, char *out, size_t out_size)
 
 static void format_duration(uint64_t ns, char *out, size_t out_size)
 {
-    if (ns != 0 && ns % (60 * SEC) == 0) {
+    if (ns != 0 && ns % (3600 * SEC) == 0) {
+        snprintf(out, out_size, "%lluh", (unsigned long long)(ns / (3600 * SEC)));
+    } else if (ns != 0 && ns % (60 * SEC) == 0) {
         snprintf(out, out_size, "%llum", (unsigned long long)(ns / (60 * SEC)));
     } else if (ns % SEC == 0) {
         snprintf(out, out_size, "%llus", (unsigned long long)(ns / SEC));
