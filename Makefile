@@ -8,6 +8,7 @@
 #   make check-format / make format / make lint
 #   make fuzz          build libFuzzer targets with clang and run each for FUZZ_SECONDS
 #   make bench         build and run the ingest benchmark
+#   make store-bench   the embedded store end to end: ingest, bytes/span on disk, query latency
 #   make install       install headers, libraries, pkg-config file, CMake package, clew
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
@@ -15,7 +16,7 @@ SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 ASAN_BUILD = cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
 	      -DCLEW_SANITIZE=address,undefined >/dev/null && cmake --build build-asan -j$(JOBS)
 
-.PHONY: all deps run test release-check unit tsan check-format format lint fuzz bench clean install
+.PHONY: all deps run test release-check unit tsan check-format format lint fuzz bench store-bench clean install
 
 all:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -71,6 +72,9 @@ fuzz: deps
 
 bench: deps all
 	bash bench/run.sh
+
+store-bench: deps all
+	BUILD_DIR=build bash bench/store_bench.sh
 
 install: all
 	cmake --install build
