@@ -47,7 +47,7 @@ unit:
 
 tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
-	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=OFF >/dev/null
+	      -DCLEW_SANITIZE=thread -DCLEW_BENCH=ON >/dev/null
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    ctest --output-on-failure -j$(JOBS) -L 'unit|integration' $(CTEST_ARGS)

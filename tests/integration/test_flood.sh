@@ -49,6 +49,8 @@ LDD_OUT=$(ldd "$CLEW_BIN" 2>/dev/null || true)
 if [[ "$LDD_OUT" == *libasan* ]]; then
   SANITIZED=1
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
+elif [[ "$LDD_OUT" == *libtsan* ]]; then
+  SANITIZED=2 # ThreadSanitizer: its shadow and history cost 5-10x the program's own memory
 else
   SANITIZED=0
 fi
@@ -102,6 +104,8 @@ stop_server || flunk "idle server exit code $?"
 # redzones around every allocation, so the budgeted memory itself counts 1.5x.
 if [ "$SANITIZED" = 1 ]; then
   BOUND_KIB=$((IDLE_KIB + MAX_MEMORY_MIB * 1024 * 3 / 2 + 16 * 1024))
+elif [ "$SANITIZED" = 2 ]; then
+  BOUND_KIB=$((IDLE_KIB + MAX_MEMORY_MIB * 1024 * 8 + 16 * 1024))
 else
   BOUND_KIB=$((IDLE_KIB + MAX_MEMORY_MIB * 1024 + 16 * 1024))
 fi
