@@ -114,6 +114,13 @@ void clew__name_list_free(clew_name_list *l);
  * other codes: answer 500). May run on a store thread: it must not block. */
 typedef void (*clew_append_cb)(clew_status rc, void *ud);
 
+/* Called with each appended batch once its spans are in the store (queryable), before
+ * the append callback runs; never for spans replayed on open. This is where the tail
+ * sampler sees what was acknowledged. Runs on whatever thread completes the append (a
+ * store thread for the embedded store): it must not block on I/O nor call append. The
+ * batch is borrowed for the call. */
+typedef void (*clew_store_observer)(const clew_batch *b, void *ud);
+
 typedef struct clew_store_stats {
     uint64_t spans;
     uint64_t traces;
@@ -138,9 +145,16 @@ typedef struct clew_store_ops {
      * (CLEW_KIND_UNSPECIFIED = any kind). */
     clew_status (*operations)(clew_store *s, clew_str service, clew_span_kind kind,
                               clew_name_list **out);
-    /* Sets the sampling state and metadata of a trace (used by the tail sampler). */
+    /* Sets the sampling state and metadata of a trace (used by the tail sampler). A
+     * trace set to CLEW_TRACE_DROPPED is discarded: it is no longer returned by any
+     * query (the embedded store also logs the decision, so a restart keeps it). */
     clew_status (*set_trace_meta)(clew_store *s, const clew_trace_id *id,
                                   const clew_trace_meta *meta);
+    /* Installs the observer (NULL to remove); call before the first append. */
+    void (*set_observer)(clew_store *s, clew_store_observer fn, void *ud);
+    /* The ids of every trace in CLEW_TRACE_PENDING state (after a restart: the traces
+     * replayed without a decision), oldest first. *out is freed with clew__free. */
+    clew_status (*pending_traces)(clew_store *s, clew_trace_id **out, size_t *out_n);
     void (*stats)(clew_store *s, clew_store_stats *out);
 } clew_store_ops;
 

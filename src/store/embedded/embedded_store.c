@@ -96,6 +96,8 @@ typedef struct embedded_store {
     bool thread_started;
     bool stop;              /* under mu */
     pthread_cond_t wake_cv; /* under mu: the background thread's sleep */
+    clew_store_observer observer; /* set before the first append (store.h) */
+    void *observer_ud;
 } embedded_store;
 
 typedef struct pending_bound {
@@ -230,8 +232,9 @@ static clew_status drop_spans_in_blocks(embedded_store *es, clew_batch *b, clew_
 }
 
 /* Decodes a SPANS payload and inserts its spans into the head with `meta` (whose tenant
- * is replaced by the record's). *n_spans (may be NULL) gets the number of spans decoded.
- * CLEW_EPARSE for a payload that does not decode. */
+ * is replaced by the record's; on replay, whose state is PENDING for a record written
+ * pending). Live inserts are then shown to the observer. *n_spans (may be NULL) gets the
+ * number of spans decoded. CLEW_EPARSE for a payload that does not decode. */
 static clew_status insert_spans(embedded_store *es, const uint8_t *payload, size_t len,
                                 const clew_trace_meta *meta_in, uint64_t *n_spans)
 {
@@ -243,7 +246,7 @@ static clew_status insert_spans(embedded_store *es, const uint8_t *payload, size
     if (rc != CLEW_OK) {
         return CLEW_EPARSE;
     }
-    if (encoding != CLEW_WAL_SPANS_OTLP_PB) {
+    if (encoding != CLEW_WAL_SPANS_OTLP_PB && encoding != CLEW_WAL_SPANS_OTLP_PB_PENDING) {
         return CLEW_EUNSUPPORTED;
     }
     clew_arena arena;
@@ -255,6 +258,9 @@ static clew_status insert_spans(embedded_store *es, const uint8_t *payload, size
     if (rc == CLEW_OK) {
         clew_trace_meta meta = *meta_in;
         meta.tenant = tenant;
+        if (es->replaying && encoding == CLEW_WAL_SPANS_OTLP_PB_PENDING) {
+            meta.state = CLEW_TRACE_PENDING;
+        }
         if (n_spans != NULL) {
             *n_spans = batch.n_spans;
         }
@@ -263,6 +269,9 @@ static clew_status insert_spans(embedded_store *es, const uint8_t *payload, size
         }
         if (rc == CLEW_OK && batch.n_spans > 0) {
             rc = es->head->ops->append(es->head, &batch, &meta, NULL, NULL);
+        }
+        if (rc == CLEW_OK && !es->replaying && es->observer != NULL) {
+            es->observer(&batch, es->observer_ud);
         }
     } else if (rc != CLEW_ENOMEM) {
         rc = CLEW_EPARSE;
@@ -343,8 +352,10 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     uint8_t *payload = NULL;
     size_t len = 0;
     if (rc == CLEW_OK) {
-        rc = clew__wal_spans_encode(tenant, CLEW_WAL_SPANS_OTLP_PB, buf.data, buf.len, &payload,
-                                    &len);
+        uint8_t enc = meta != NULL && meta->state == CLEW_TRACE_PENDING
+                          ? CLEW_WAL_SPANS_OTLP_PB_PENDING
+                          : CLEW_WAL_SPANS_OTLP_PB;
+        rc = clew__wal_spans_encode(tenant, enc, buf.data, buf.len, &payload, &len);
     }
     clew__buf_deinit(&buf);
     if (rc != CLEW_OK) {
@@ -817,6 +828,20 @@ static clew_status es_set_trace_meta(clew_store *s, const clew_trace_id *id,
         }
     }
     return es->head->ops->set_trace_meta(es->head, id, meta);
+}
+
+static void es_set_observer(clew_store *s, clew_store_observer fn, void *ud)
+{
+    embedded_store *es = (embedded_store *)s;
+    es->observer = fn;
+    es->observer_ud = ud;
+}
+
+/* Pending traces live only in the head: a cut never writes one to a block. */
+static clew_status es_pending_traces(clew_store *s, clew_trace_id **out, size_t *out_n)
+{
+    embedded_store *es = (embedded_store *)s;
+    return es->head->ops->pending_traces(es->head, out, out_n);
 }
 
 static void es_stats(clew_store *s, clew_store_stats *out)
@@ -1716,6 +1741,8 @@ static const clew_store_ops embedded_ops = {
     .services = es_services,
     .operations = es_operations,
     .set_trace_meta = es_set_trace_meta,
+    .set_observer = es_set_observer,
+    .pending_traces = es_pending_traces,
     .stats = es_stats,
 };
 

@@ -145,7 +145,7 @@ static clew_status count_record(void *ud, clew_wal_pos pos, uint8_t type, const 
     const uint8_t *data = NULL;
     size_t dlen = 0;
     if (clew__wal_spans_decode(payload, len, &tenant, &enc, &data, &dlen) != CLEW_OK ||
-        enc != CLEW_WAL_SPANS_OTLP_PB) {
+        (enc != CLEW_WAL_SPANS_OTLP_PB && enc != CLEW_WAL_SPANS_OTLP_PB_PENDING)) {
         c->bad_payloads++;
         return CLEW_OK;
     }

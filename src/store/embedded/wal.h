@@ -156,6 +156,9 @@ uint32_t clew__crc32c(const void *data, size_t len);
  * ExportTraceServiceRequest exactly as received), then the batch bytes to the end.
  * Encode allocates *out (free with clew__free). Decode returns views into `payload`. */
 #define CLEW_WAL_SPANS_OTLP_PB 1u
+/* the same bytes, for spans appended pending a sampling decision: replay restores them
+ * as PENDING (unless their trace is decided already) instead of KEPT */
+#define CLEW_WAL_SPANS_OTLP_PB_PENDING 2u
 CLEW_NODISCARD clew_status clew__wal_spans_encode(clew_str tenant, uint8_t encoding,
                                                   const void *batch, size_t batch_len,
                                                   uint8_t **out, size_t *out_len);

@@ -173,6 +173,8 @@ typedef struct memory_store {
     htable resources, scopes;
     htable services, ops;
     uint64_t spans, bytes, evicted, duplicates;
+    clew_store_observer observer; /* set before the first append; read without the lock */
+    void *observer_ud;
 } memory_store;
 
 static bool str_eq(clew_str a, const char *p, size_t len)
@@ -672,6 +674,9 @@ static clew_status ms_append(clew_store *s, const clew_batch *b, const clew_trac
         /* spans stored before the failure stay; a retry is deduplicated */
         return rc;
     }
+    if (ms->observer != NULL) {
+        ms->observer(b, ms->observer_ud);
+    }
     if (cb != NULL) {
         cb(CLEW_OK, ud);
     }
@@ -1036,12 +1041,48 @@ static clew_status ms_set_trace_meta(clew_store *s, const clew_trace_id *id,
     pthread_rwlock_wrlock(&ms->lock);
     trace_entry *e = entry_find(ms, id);
     clew_status rc = CLEW_ENOTFOUND;
-    if (e != NULL) {
+    if (e != NULL && meta->state == CLEW_TRACE_DROPPED) {
+        /* a dropped trace is never served again: free it now rather than at eviction */
+        entry_remove(ms, e);
+        rc = CLEW_OK;
+    } else if (e != NULL) {
         rc = entry_set_meta(e, meta);
         entry_account(ms, e);
     }
     pthread_rwlock_unlock(&ms->lock);
     return rc;
+}
+
+static void ms_set_observer(clew_store *s, clew_store_observer fn, void *ud)
+{
+    memory_store *ms = (memory_store *)s;
+    ms->observer = fn;
+    ms->observer_ud = ud;
+}
+
+static clew_status ms_pending_traces(clew_store *s, clew_trace_id **out, size_t *out_n)
+{
+    memory_store *ms = (memory_store *)s;
+    pthread_rwlock_rdlock(&ms->lock);
+    size_t n = 0;
+    for (trace_entry *e = ms->oldest; e != NULL; e = e->newer) {
+        n += e->state == CLEW_TRACE_PENDING;
+    }
+    clew_trace_id *ids = clew__calloc(n > 0 ? n : 1, sizeof(*ids));
+    if (ids == NULL) {
+        pthread_rwlock_unlock(&ms->lock);
+        return CLEW_ENOMEM;
+    }
+    size_t i = 0;
+    for (trace_entry *e = ms->oldest; e != NULL && i < n; e = e->newer) {
+        if (e->state == CLEW_TRACE_PENDING) {
+            ids[i++] = e->id;
+        }
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    *out = ids;
+    *out_n = i;
+    return CLEW_OK;
 }
 
 static void ms_stats(clew_store *s, clew_store_stats *out)
@@ -1096,6 +1137,8 @@ static const clew_store_ops memory_ops = {
     .services = ms_services,
     .operations = ms_operations,
     .set_trace_meta = ms_set_trace_meta,
+    .set_observer = ms_set_observer,
+    .pending_traces = ms_pending_traces,
     .stats = ms_stats,
 };
 
