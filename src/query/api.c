@@ -628,13 +628,16 @@ static clew_status render_trace_v1(clew_trace_result *t, clew_buf *b)
     return envelope_close(b, 0);
 }
 
-/* v3: {"result":<OTLP TracesData>}. */
+/* v3: {"result":<OTLP TracesData>,"clew":{trace metadata}}; Jaeger's clients read
+ * "result" only. */
 static clew_status render_trace_v3(clew_trace_result *t, clew_buf *b)
 {
     clew_batch batch;
     CLEW_TRY(clew__batch_from_spans(&batch, t->spans, t->n_spans, &t->arena));
     CLEW_TRY(clew__buf_puts(b, "{\"result\":"));
     CLEW_TRY(clew__otlp_json_encode(&batch, b));
+    CLEW_TRY(clew__buf_puts(b, ",\"clew\":"));
+    CLEW_TRY(clew__trace_meta_json(&t->meta, b));
     return clew__buf_putc(b, '}');
 }
 

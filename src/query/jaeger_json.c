@@ -300,16 +300,22 @@ clew_status clew__jaeger_trace_json(const clew_trace_result *t, clew_buf *out)
     clew__free(proc);
     clew__free(res);
     CLEW_TRY(rc);
-    CLEW_TRY(clew__buf_printf(out, "},\"warnings\":null,\"clew\":{\"state\":\"%s\",\"keptReason\":",
-                              state_name(t->meta.state)));
-    CLEW_TRY(clew__buf_json_str(out, t->meta.kept_reason.ptr, t->meta.kept_reason.len));
+    CLEW_TRY(clew__buf_puts(out, "},\"warnings\":null,\"clew\":"));
+    CLEW_TRY(clew__trace_meta_json(&t->meta, out));
+    return clew__buf_putc(out, '}');
+}
+
+clew_status clew__trace_meta_json(const clew_trace_meta *m, clew_buf *out)
+{
+    CLEW_TRY(clew__buf_printf(out, "{\"state\":\"%s\",\"keptReason\":", state_name(m->state)));
+    CLEW_TRY(clew__buf_json_str(out, m->kept_reason.ptr, m->kept_reason.len));
     CLEW_TRY(clew__buf_puts(out, ",\"adjustedCount\":"));
-    if (isfinite(t->meta.adjusted_count)) {
-        CLEW_TRY(put_double(out, t->meta.adjusted_count));
+    if (isfinite(m->adjusted_count)) {
+        CLEW_TRY(put_double(out, m->adjusted_count));
     } else {
         CLEW_TRY(clew__buf_puts(out, "null"));
     }
     CLEW_TRY(clew__buf_puts(out, ",\"tenant\":"));
-    CLEW_TRY(clew__buf_json_str(out, t->meta.tenant.ptr, t->meta.tenant.len));
-    return clew__buf_puts(out, "}}");
+    CLEW_TRY(clew__buf_json_str(out, m->tenant.ptr, m->tenant.len));
+    return clew__buf_putc(out, '}');
 }

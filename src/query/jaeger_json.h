@@ -19,6 +19,9 @@
 
 /* Appends one trace object {"traceID","spans","processes","warnings","clew"}. */
 CLEW_NODISCARD clew_status clew__jaeger_trace_json(const clew_trace_result *t, clew_buf *out);
+/* The trace-level metadata object both APIs carry as "clew": {"state", "keptReason",
+ * "adjustedCount", "tenant"}. */
+CLEW_NODISCARD clew_status clew__trace_meta_json(const clew_trace_meta *m, clew_buf *out);
 
 /* Jaeger's id text: 16 hex digits for a 64-bit id (upper 8 bytes zero), else 32. */
 void clew__jaeger_trace_id_hex(const clew_trace_id *id, char out[33]);

@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "sampling/sampler.h"
 
 typedef enum opt_type {
     OPT_LISTEN,   /* clew_listen_addr */
@@ -22,6 +23,7 @@ typedef enum opt_type {
     OPT_DURATION, /* uint64_t nanoseconds */
     OPT_LOGLEVEL, /* clew_log_level */
     OPT_FSYNC,    /* clew_fsync_kind */
+    OPT_SAMPLING, /* char[CLEW_CONFIG_SAMPLING_MAX], a valid --sampling preset */
 } opt_type;
 
 typedef struct opt {
@@ -107,6 +109,13 @@ static const opt OPTS[] = {
      "Events kept per span at ingest; the rest are added to its dropped count. 0 = no limit."},
     {"span_link_count_limit", OPT_COUNT, OFF(span_link_count_limit), 0, UINT32_MAX, "N",
      "Links kept per span at ingest; the rest are added to its dropped count. 0 = no limit."},
+    {"sampling", OPT_SAMPLING, OFF(sampling), 0, 0, "off|PRESET",
+     "Tail-based sampling: off stores every trace; a preset is '+'-joined parts among errors "
+     "(keep traces with an error span), slow:DURATION (keep traces at least that long), N% "
+     "(keep N% of the rest, by trace id) and all, e.g. errors+slow:500ms+10%. Traces wait "
+     "30s (or 10s after their root span ends) for the decision. For the full policy set "
+     "use a tail_sampling section in --config (the OpenTelemetry Collector's keys); the "
+     "two cannot be combined."},
     {"log_level", OPT_LOGLEVEL, OFF(log_level), 0, 0, "error|warn|info|debug",
      "Which messages go to stderr."},
 };
@@ -150,6 +159,12 @@ void clew__config_defaults(clew_server_config *c)
     c->span_event_count_limit = 128;
     c->span_link_count_limit = 128;
     c->log_level = CLEW_LOG_INFO;
+    memcpy(c->sampling, "off", 4);
+}
+
+bool clew__config_sampling_on(const clew_server_config *c)
+{
+    return strcmp(c->sampling, "off") != 0 || c->tail_sampling_line != 0;
 }
 
 static void err_set(clew_config_error *err, const char *fmt, ...)
@@ -402,6 +417,7 @@ static void opt_format(const clew_server_config *c, const opt *o, char *out, siz
         clew__format_listen((const clew_listen_addr *)(const void *)base, out, out_size);
         break;
     case OPT_PATH:
+    case OPT_SAMPLING:
         snprintf(out, out_size, "%s", base);
         break;
     case OPT_STORAGE:
@@ -457,6 +473,25 @@ static clew_status opt_set(clew_server_config *c, const opt *o, const char *valu
         }
         memset(base, 0, CLEW_CONFIG_PATH_MAX);
         memcpy(base, value, n);
+        return CLEW_OK;
+    }
+    case OPT_SAMPLING: {
+        clew_tail_config *tc = NULL;
+        clew_config_error perr;
+        memset(&perr, 0, sizeof(perr));
+        if (strlen(value) >= CLEW_CONFIG_SAMPLING_MAX ||
+            clew__tail_preset_parse(value, &tc, &perr) != CLEW_OK) {
+            /* the preset parser names the flag itself */
+            const char *m = perr.msg[0] ? perr.msg : "the preset is longer than 255 bytes";
+            if (strncmp(m, "--sampling: ", 12) == 0) {
+                m += 12;
+            }
+            err_set(err, "%s: %s", where, m);
+            return CLEW_EPARSE;
+        }
+        clew__tail_config_free(tc);
+        memset(base, 0, CLEW_CONFIG_SAMPLING_MAX);
+        memcpy(base, value, strlen(value));
         return CLEW_OK;
     }
     case OPT_STORAGE:
@@ -579,6 +614,29 @@ static bool is_section(const char *prefix)
     return false;
 }
 
+/* Consumes the rest of a mapping or sequence whose start event was consumed. */
+static clew_status skip_node(yaml_ctx *y)
+{
+    int open = 1;
+    while (open > 0) {
+        yaml_event_t ev;
+        clew_status rc = next_event(y, &ev);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+        if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
+            open++;
+        } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
+            open--;
+        } else if (ev.type == YAML_STREAM_END_EVENT) {
+            yaml_event_delete(&ev);
+            return CLEW_EPARSE;
+        }
+        yaml_event_delete(&ev);
+    }
+    return CLEW_OK;
+}
+
 /* Reads the pairs of a mapping whose MAPPING_START was consumed. Nested mappings
  * are sections: their keys are joined with '.' ("section.key"). */
 static clew_status yaml_mapping(yaml_ctx *y, const char *prefix, int depth)
@@ -642,7 +700,16 @@ static clew_status yaml_mapping(yaml_ctx *y, const char *prefix, int depth)
             break;
         }
         case YAML_MAPPING_START_EVENT:
-            if (!is_section(key)) {
+            if (depth == 0 && strcmp(key, "tail_sampling") == 0) {
+                /* parsed by the sampler's own loader (serve.c); only its place is noted */
+                if (y->cfg->tail_sampling_line != 0) {
+                    err_set(y->err, "%s:%zu: 'tail_sampling' is set twice", y->name, line);
+                    rc = CLEW_EPARSE;
+                } else {
+                    y->cfg->tail_sampling_line = (uint32_t)line;
+                    rc = skip_node(y);
+                }
+            } else if (!is_section(key)) {
                 err_set(y->err, "%s:%zu: unknown setting '%s' (clew serve --help lists them)",
                         y->name, line, key);
                 rc = CLEW_EPARSE;
@@ -747,7 +814,8 @@ clew_status clew__config_load_buffer(clew_server_config *c, const char *name, co
     return rc;
 }
 
-clew_status clew__config_load_file(clew_server_config *c, const char *path, clew_config_error *err)
+clew_status clew__config_read_file(const char *path, char **out, size_t *out_len,
+                                   clew_config_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -765,17 +833,28 @@ clew_status clew__config_load_file(clew_server_config *c, const char *path, clew
     size_t n = fread(buf, 1, max + 1, f);
     bool bad = ferror(f) != 0;
     fclose(f);
-    clew_status rc;
-    if (bad) {
-        err_set(err, "%s: cannot read the config file", path);
-        rc = CLEW_EIO;
-    } else if (n > max) {
-        err_set(err, "%s: the config file is larger than 1MiB", path);
-        rc = CLEW_EPARSE;
-    } else {
-        rc = clew__config_load_buffer(c, path, buf, n, err);
+    if (bad || n > max) {
+        clew__free(buf);
+        err_set(err,
+                bad ? "%s: cannot read the config file" : "%s: the config file is larger than 1MiB",
+                path);
+        return bad ? CLEW_EIO : CLEW_EPARSE;
     }
-    clew__free(buf);
+    buf[n] = '\0';
+    *out = buf;
+    *out_len = n;
+    return CLEW_OK;
+}
+
+clew_status clew__config_load_file(clew_server_config *c, const char *path, clew_config_error *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    clew_status rc = clew__config_read_file(path, &buf, &n, err);
+    if (rc == CLEW_OK) {
+        rc = clew__config_load_buffer(c, path, buf, n, err);
+        clew__free(buf);
+    }
     return rc;
 }
 
@@ -783,7 +862,8 @@ void clew__config_budgets(const clew_server_config *c, clew_budgets *out)
 {
     out->ingest = c->max_memory / 4;
     out->query = c->max_memory / 8;
-    out->store = c->max_memory - out->ingest - out->query;
+    out->sampler = clew__config_sampling_on(c) ? c->max_memory / 16 : 0;
+    out->store = c->max_memory - out->ingest - out->query - out->sampler;
 }
 
 unsigned clew__config_workers(const clew_server_config *c)
@@ -826,6 +906,13 @@ clew_status clew__config_validate(const clew_server_config *c, clew_config_error
                     other_names[i], (unsigned)o->port);
             return CLEW_EINVAL;
         }
+    }
+    if (strcmp(c->sampling, "off") != 0 && c->tail_sampling_line != 0) {
+        err_set(err,
+                "sampling '%s' and the config file's tail_sampling section (line %u) are both "
+                "set; use one of them",
+                c->sampling, (unsigned)c->tail_sampling_line);
+        return CLEW_EINVAL;
     }
     return CLEW_OK;
 }
@@ -1008,15 +1095,21 @@ void clew__config_print(const clew_server_config *c, FILE *out)
     }
     clew_budgets b;
     clew__config_budgets(c, &b);
-    char in[40], st[40], qu[40];
+    char in[40], st[40], qu[40], sa[40];
     clew__format_size(b.ingest, in, sizeof(in));
     clew__format_size(b.store, st, sizeof(st));
     clew__format_size(b.query, qu, sizeof(qu));
+    clew__format_size(b.sampler, sa, sizeof(sa));
+    if (c->tail_sampling_line != 0) {
+        fprintf(out, "# tail_sampling: the section at line %u of the config file (not repeated)\n",
+                (unsigned)c->tail_sampling_line);
+    }
     fprintf(out,
             "# budgets (from max_memory):\n"
-            "#   ingest: %s  (request bodies in flight, gunzipped copies, decode arenas)\n"
-            "#   store:  %s  (span data held by the store)\n"
-            "#   query:  %s  (query results being built)\n"
+            "#   ingest:  %s  (request bodies in flight, gunzipped copies, decode arenas)\n"
+            "#   store:   %s  (span data held by the store)\n"
+            "#   query:   %s  (query results being built)\n"
+            "#   sampler: %s  (traces pending a tail-sampling decision; 1/16 when on)\n"
             "# workers: %u\n",
-            in, st, qu, clew__config_workers(c));
+            in, st, qu, sa, clew__config_workers(c));
 }

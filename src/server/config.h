@@ -25,8 +25,9 @@
 
 #include "clew/status.h"
 
-#define CLEW_CONFIG_HOST_MAX 256
-#define CLEW_CONFIG_PATH_MAX 1024
+#define CLEW_CONFIG_HOST_MAX     256
+#define CLEW_CONFIG_PATH_MAX     1024
+#define CLEW_CONFIG_SAMPLING_MAX 256
 
 /* A listener: HOST:PORT, [v6]:PORT, or `off` (not opened). */
 typedef struct clew_listen_addr {
@@ -85,13 +86,22 @@ typedef struct clew_server_config {
     uint64_t span_event_count_limit;
     uint64_t span_link_count_limit;
     clew_log_level log_level;
+    /* tail sampling: a --sampling preset ("off" or e.g. "errors+slow:500ms+10%"), and the
+     * line of the config file's tail_sampling section (0 = none; serve.c parses that
+     * section itself, see sampling/sampler.h). Both on is refused by validate. */
+    char sampling[CLEW_CONFIG_SAMPLING_MAX];
+    uint32_t tail_sampling_line;
 } clew_server_config;
+
+/* Whether tail sampling runs (a preset other than off, or a tail_sampling section). */
+bool clew__config_sampling_on(const clew_server_config *c);
 
 /* The memory budgets max_memory is split into. */
 typedef struct clew_budgets {
-    uint64_t ingest; /* request bodies in flight, their decompressed copies and decode arenas */
-    uint64_t store;  /* span data the store holds */
-    uint64_t query;  /* query results being built */
+    uint64_t ingest;  /* request bodies in flight, their decompressed copies and decode arenas */
+    uint64_t store;   /* span data the store holds */
+    uint64_t query;   /* query results being built */
+    uint64_t sampler; /* traces pending a tail-sampling decision; 0 when sampling is off */
 } clew_budgets;
 
 /* Where a config error is described: "file:line: key: reason" or "--flag: reason". */
@@ -104,6 +114,10 @@ void clew__config_defaults(clew_server_config *c);
 /* Loads a YAML file over `c` (only the keys it names change). Errors: CLEW_EIO
  * (cannot read), CLEW_EPARSE (bad YAML, unknown key, bad value; err has file:line). */
 CLEW_NODISCARD clew_status clew__config_load_file(clew_server_config *c, const char *path,
+                                                  clew_config_error *err);
+/* Reads a whole config file (at most 1MiB) into *out (NUL-terminated; free with
+ * clew__free). Errors: CLEW_EIO, CLEW_EPARSE (too large), with err set. */
+CLEW_NODISCARD clew_status clew__config_read_file(const char *path, char **out, size_t *out_len,
                                                   clew_config_error *err);
 /* The same from memory; `name` is used in messages in place of a file name. */
 CLEW_NODISCARD clew_status clew__config_load_buffer(clew_server_config *c, const char *name,

@@ -31,6 +31,8 @@
 #include "server/receiver_otlp_grpc.h"
 #include "server/receiver_otlp_http.h"
 #include "server/receiver_zipkin.h"
+#include "sampling/sampler.h"
+#include "sampling/tail_store.h"
 #include "store/embedded/embedded_store.h"
 #include "store/store.h"
 
@@ -38,7 +40,9 @@ typedef struct serve_ctx {
     clew_server_config cfg;
     clew_budgets budgets;
     clew_http_server *srv;
-    clew_store *store;
+    clew_store *store;          /* what receivers and queries use: inner, or the sampling wrapper */
+    clew_store *inner_store;    /* the memory or embedded store */
+    clew_tail_config *tail_cfg; /* NULL when sampling is off; outlives the wrapper */
     clew_server_metrics metrics;
     clew_otlp_http_receiver otlp;
     clew_zipkin_receiver zipkin;
@@ -191,7 +195,8 @@ static void route_metrics(serve_ctx *c, struct evhttp_request *req)
     clew_buf b;
     clew__buf_init(&b, 4 * 1024 * 1024);
     if (clew__metrics_render(&c->metrics, c->store, &b) != CLEW_OK ||
-        clew__http_render_metrics(c->srv, &b) != CLEW_OK) {
+        clew__http_render_metrics(c->srv, &b) != CLEW_OK ||
+        (c->tail_cfg != NULL && clew__tail_store_render_metrics(c->store, &b) != CLEW_OK)) {
         clew__buf_deinit(&b);
         reply_text(c, req, 500, "text/plain; charset=utf-8", "cannot render metrics\n");
         return;
@@ -389,6 +394,68 @@ static clew_status create_embedded_store(serve_ctx *c)
     return clew__embedded_store_create(&ec, &c->store, NULL);
 }
 
+static void tail_log(void *ud, clew_log_level level, const char *msg)
+{
+    logmsg(ud, level, "%s", msg);
+}
+
+/* The tail-sampling policies: the --sampling preset, or the config file's section.
+ * Returns the exit code (2 with a message for a bad section). */
+static int load_tail_config(serve_ctx *c, const char *config_path)
+{
+    clew_config_error err;
+    memset(&err, 0, sizeof(err));
+    clew_status rc = CLEW_OK;
+    if (strcmp(c->cfg.sampling, "off") != 0) {
+        rc = clew__tail_preset_parse(c->cfg.sampling, &c->tail_cfg, &err);
+    } else if (c->cfg.tail_sampling_line != 0 && config_path != NULL) {
+        char *data = NULL;
+        size_t n = 0;
+        rc = clew__config_read_file(config_path, &data, &n, &err);
+        if (rc == CLEW_OK) {
+            rc = clew__tail_config_load_buffer(config_path, data, n, &c->tail_cfg, &err);
+            clew__free(data);
+        }
+    }
+    if (rc != CLEW_OK) {
+        logmsg(NULL, CLEW_LOG_ERROR, "%s", err.msg);
+        return CLEW_EXIT_USAGE;
+    }
+    return CLEW_EXIT_OK;
+}
+
+/* Wraps the store in the tail sampler (sampling/tail_store.h). Its memory is the
+ * sampler budget, or less if the section's max_bytes says so. */
+static int start_tail_sampling(serve_ctx *c)
+{
+    if (c->tail_cfg == NULL) {
+        return CLEW_EXIT_OK;
+    }
+    if (c->tail_cfg->max_bytes > c->budgets.sampler) {
+        c->tail_cfg->max_bytes = c->budgets.sampler;
+    }
+    clew_tail_store_options o;
+    memset(&o, 0, sizeof(o));
+    o.inner = c->inner_store;
+    o.cfg = c->tail_cfg;
+    o.log = tail_log;
+    o.log_ud = c;
+    clew_store *w = NULL;
+    clew_status rc = clew__tail_store_create(&o, &w);
+    if (rc != CLEW_OK) {
+        logmsg(NULL, CLEW_LOG_ERROR, "cannot start tail sampling: %s", clew_strerror(rc));
+        return CLEW_EXIT_IO;
+    }
+    c->store = w;
+    char mem[40];
+    clew__format_size(c->tail_cfg->max_bytes, mem, sizeof(mem));
+    logmsg(c, CLEW_LOG_INFO,
+           "tail sampling on: %zu policies, decision_wait %llums, up to %llu pending traces in %s",
+           c->tail_cfg->n_policies, (unsigned long long)(c->tail_cfg->decision_wait_ns / 1000000),
+           (unsigned long long)c->tail_cfg->num_traces, mem);
+    return CLEW_EXIT_OK;
+}
+
 static int serve_run(serve_ctx *c)
 {
     clew__config_budgets(&c->cfg, &c->budgets);
@@ -409,6 +476,11 @@ static int serve_run(serve_ctx *c)
         logmsg(NULL, CLEW_LOG_ERROR, "cannot open the %s store: %s",
                c->cfg.storage == CLEW_STORAGE_EMBEDDED ? "embedded" : "memory", clew_strerror(rc));
         return CLEW_EXIT_IO;
+    }
+    c->inner_store = c->store;
+    code = start_tail_sampling(c);
+    if (code != CLEW_EXIT_OK) {
+        return code;
     }
     clew_http_options ho;
     memset(&ho, 0, sizeof(ho));
@@ -517,7 +589,7 @@ int clew__cmd_serve(int argc, char **argv)
     } else if (args.print_config) {
         clew__config_print(&c->cfg, stdout);
         code = CLEW_EXIT_OK;
-    } else {
+    } else if ((code = load_tail_config(c, args.config_path)) == CLEW_EXIT_OK) {
         /* a client that hangs up must not kill the server with SIGPIPE */
         signal(SIGPIPE, SIG_IGN);
         code = serve_run(c);
@@ -525,13 +597,16 @@ int clew__cmd_serve(int argc, char **argv)
     /* teardown order: listeners and workers (they reference the store), then the store.
      * The embedded store calls append callbacks from its WAL thread: every one must have
      * run while the HTTP server (which they complete jobs on) still exists. */
-    if (c->store != NULL && c->cfg.storage == CLEW_STORAGE_EMBEDDED) {
-        clew__embedded_store_quiesce(c->store);
+    if (c->inner_store != NULL && c->cfg.storage == CLEW_STORAGE_EMBEDDED) {
+        clew__embedded_store_quiesce(c->inner_store);
     }
     /* gRPC connections are bufferevents on the loop's base: gone before it is */
     clew__otlp_grpc_close(&c->grpc);
     clew__http_server_destroy(c->srv);
+    /* the wrapper (if any) applies the decisions already made, then destroys the inner
+     * store; pending traces stay pending in the WAL for the next start */
     clew__store_destroy(c->store);
+    clew__tail_config_free(c->tail_cfg);
     if (c->lock_fd >= 0) {
         close(c->lock_fd);
     }

@@ -339,11 +339,57 @@ static void test_help_and_print(void **state)
     f = open_memstream(&buf, &len);
     clew__config_print(&c, f);
     fclose(f);
-    assert_non_null(strstr(buf, "ingest: 512MiB"));
+    assert_non_null(strstr(buf, "ingest:  512MiB"));
+    assert_non_null(strstr(buf, "sampler: 0 "));
     clew__config_defaults(&d);
     assert_int_equal(clew__config_load_buffer(&d, "printed", buf, len, &err), CLEW_OK);
     assert_memory_equal(&c, &d, sizeof(c));
     free(buf);
+}
+
+/* The tail_sampling section belongs to the sampler's parser: the server's loader notes
+ * where it is and skips it whole; --sampling takes a preset; the two together are refused. */
+static void test_sampling_settings(void **state)
+{
+    (void)state;
+    clew_server_config c;
+    clew__config_defaults(&c);
+    assert_string_equal(c.sampling, "off");
+    assert_false(clew__config_sampling_on(&c));
+    clew_config_error err;
+    const char *yaml = "max_memory: 1GiB\n"
+                       "tail_sampling:\n"
+                       "  decision_wait: 5s\n"
+                       "  policies:\n"
+                       "    - {name: e, type: status_code, status_code: {status_codes: [ERROR]}}\n"
+                       "    - name: d\n"
+                       "      type: drop\n"
+                       "      drop: {drop_sub_policy: [{name: x, type: always_sample}]}\n"
+                       "workers: 3\n";
+    assert_int_equal(load(&c, yaml, &err), CLEW_OK);
+    assert_int_equal(c.tail_sampling_line, 2);
+    assert_int_equal(c.workers, 3); /* keys after the section are still read */
+    assert_true(clew__config_sampling_on(&c));
+    clew_budgets b;
+    clew__config_budgets(&c, &b);
+    assert_int_equal(b.sampler, (1024u << 20) / 16);
+    assert_int_equal(b.ingest + b.query + b.store + b.sampler, 1024u << 20);
+    assert_int_equal(clew__config_validate(&c, &err), CLEW_OK);
+    /* a preset as well: refused, naming both */
+    assert_int_equal(clew__config_set(&c, "sampling", "errors+10%", "--sampling", &err), CLEW_OK);
+    assert_int_equal(clew__config_validate(&c, &err), CLEW_EINVAL);
+    assert_non_null(strstr(err.msg, "tail_sampling section (line 2)"));
+
+    clew__config_defaults(&c);
+    assert_int_equal(clew__config_set(&c, "sampling", "errors+slow:500ms+10%", "--sampling", &err),
+                     CLEW_OK);
+    assert_string_equal(c.sampling, "errors+slow:500ms+10%");
+    assert_true(clew__config_sampling_on(&c));
+    assert_int_equal(clew__config_set(&c, "sampling", "errors+sometimes", "--sampling", &err),
+                     CLEW_EPARSE);
+    assert_non_null(strstr(err.msg, "--sampling: "));
+    assert_string_equal(c.sampling, "errors+slow:500ms+10%"); /* unchanged */
+    expect_error("tail_sampling: {}\ntail_sampling: {}\n", "set twice");
 }
 
 int main(void)
@@ -358,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_flags_override_file),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help_and_print),
+        cmocka_unit_test(test_sampling_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
