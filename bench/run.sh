@@ -94,6 +94,9 @@ echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /pro
     "$("$clew" --version 2>/dev/null | head -1 || true)"
 status=0
 run_once "(defaults)" || status=1
+# the same workload with tail sampling on (issue 6: ingest with sampling on next to off);
+# 1% of traces have errors, so most are decided "not sampled" once decision_wait passes
+run_once "--sampling errors+slow:500ms+10%" --sampling 'errors+slow:500ms+10%' || status=1
 if "$clew" serve --help 2>&1 | grep -q -- '--workers'; then
     run_once "--workers 1" --workers 1 || status=1
     run_once "--workers 2" --workers 2 || status=1
