@@ -56,10 +56,10 @@ static const opt OPTS[] = {
     {"data_dir", OPT_PATH, OFF(data_dir), 0, 0, "DIR",
      "Directory for data; locked so that one clew serve owns it."},
     {"storage", OPT_STORAGE, OFF(storage), 0, 0, "memory|embedded",
-     "Where spans go. memory is lossy: once --max-traces traces (or the store budget) "
-     "are held, the oldest acknowledged traces are evicted. embedded is durable (a write-ahead "
-     "log in --data-dir, cut into block files every --block-duration; see --fsync, "
-     "--retention, --max-disk)."},
+     "Where spans go. embedded (the default) is durable: a write-ahead log in --data-dir, cut "
+     "into block files every --block-duration; see --fsync, --retention, --max-disk. memory is "
+     "lossy: once --max-traces traces (or the store budget) are held, the oldest acknowledged "
+     "traces are evicted."},
     {"fsync", OPT_FSYNC, OFF(fsync), 0, 0, "never|interval|always",
      "Embedded store: when the WAL is fsynced. Every mode survives a process crash; always "
      "acknowledges a batch only after its fsync (survives power loss), interval fsyncs at most "
@@ -137,7 +137,7 @@ void clew__config_defaults(clew_server_config *c)
     memcpy(c->http.host, "127.0.0.1", 10);
     c->http.port = 16686;
     memcpy(c->data_dir, "./clew-data", 12);
-    c->storage = CLEW_STORAGE_MEMORY;
+    c->storage = CLEW_STORAGE_EMBEDDED;
     c->fsync = CLEW_FSYNC_INTERVAL;
     c->fsync_interval_ns = SEC / 10;
     c->block_duration_ns = 5 * 60 * SEC;

@@ -51,7 +51,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.http.host, "127.0.0.1");
     assert_int_equal(c.http.port, 16686);
     assert_string_equal(c.data_dir, "./clew-data");
-    assert_int_equal(c.storage, CLEW_STORAGE_MEMORY);
+    assert_int_equal(c.storage, CLEW_STORAGE_EMBEDDED);
     assert_int_equal(c.max_memory, 512 * MIB);
     assert_int_equal(c.max_request_body, 64 * MIB);
     assert_int_equal(c.max_traces, 100000);
