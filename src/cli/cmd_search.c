@@ -474,6 +474,15 @@ int clew__cmd_search(int argc, char **argv)
     }
     const json_t *data = json_object_get(body, "data");
     size_t n = json_array_size(data);
+    /* the server's notes on how it searched (e.g. an attribute it had to scan for) */
+    size_t wi;
+    const json_t *w;
+    json_array_foreach(json_object_get(body, "warnings"), wi, w)
+    {
+        if (json_is_string(w) && !json) {
+            fprintf(stderr, "clew: note from the server: %s\n", json_string_value(w));
+        }
+    }
     if (json != false) {
         code = clew__cli_print_json(body);
         if (code == CLEW_EXIT_OK && n == 0) {

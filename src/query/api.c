@@ -544,6 +544,32 @@ static clew_status envelope_close(clew_buf *b, size_t total)
     return clew__buf_printf(b, "],\"total\":%zu,\"limit\":0,\"offset\":0,\"errors\":null}", total);
 }
 
+/* ,"warnings":["..."] when the store said something about how it searched (an attribute
+ * not indexed everywhere); nothing otherwise. Jaeger's clients ignore the field. */
+static clew_status put_warnings(clew_buf *b, const clew_search_result *sr)
+{
+    if (sr == NULL || sr->n_warnings == 0) {
+        return CLEW_OK;
+    }
+    CLEW_TRY(clew__buf_puts(b, ",\"warnings\":["));
+    for (size_t i = 0; i < sr->n_warnings; i++) {
+        if (i > 0) {
+            CLEW_TRY(clew__buf_putc(b, ','));
+        }
+        CLEW_TRY(clew__buf_json_str(b, sr->warnings[i].ptr, sr->warnings[i].len));
+    }
+    return clew__buf_putc(b, ']');
+}
+
+/* The v1 envelope's end, with the search's warnings before the closing brace. */
+static clew_status search_envelope_close(clew_buf *b, size_t total, const clew_search_result *sr)
+{
+    CLEW_TRY(
+        clew__buf_printf(b, "],\"total\":%zu,\"limit\":0,\"offset\":0,\"errors\":null", total));
+    CLEW_TRY(put_warnings(b, sr));
+    return clew__buf_putc(b, '}');
+}
+
 static void handle_search(clew_store *store, const clew_api_request *req, clew_api_response *resp)
 {
     clew_arena a;
@@ -582,7 +608,7 @@ static void handle_search(clew_store *store, const clew_api_request *req, clew_a
         shown++;
     }
     if (rc == CLEW_OK) {
-        rc = envelope_close(b, shown);
+        rc = search_envelope_close(b, shown, sr);
     }
     clew__search_result_free(sr);
     clew__arena_deinit(&a);
@@ -736,6 +762,14 @@ static void handle_search_v3(clew_store *store, const clew_api_request *req,
     } else if (rc == CLEW_OK) {
         clew__buf_reset(&resp->body);
         rc = encode_traces_v3(traces, n, &resp->body);
+        if (rc == CLEW_OK && sr->n_warnings > 0) {
+            /* {"result":{...}} -> {"result":{...},"warnings":[...]} */
+            resp->body.len--;
+            rc = put_warnings(&resp->body, sr);
+            if (rc == CLEW_OK) {
+                rc = clew__buf_putc(&resp->body, '}');
+            }
+        }
         resp->status = 200;
     }
     for (size_t i = 0; i < n; i++) {

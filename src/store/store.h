@@ -94,6 +94,11 @@ typedef struct clew_search_result {
     clew_arena arena;
     clew_trace_summary *traces; /* newest first */
     size_t n_traces;
+    /* what the caller should know about how the result was found, for the API to pass on:
+     * e.g. an attribute whose values are not indexed in some blocks (those were scanned).
+     * Sentences in `arena`; none in the common case. */
+    clew_str *warnings;
+    size_t n_warnings;
 } clew_search_result;
 
 void clew__search_result_free(clew_search_result *r);

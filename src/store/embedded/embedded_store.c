@@ -94,8 +94,8 @@ typedef struct embedded_store {
     uint64_t dedup_spans;
     pthread_t thread;
     bool thread_started;
-    bool stop;              /* under mu */
-    pthread_cond_t wake_cv; /* under mu: the background thread's sleep */
+    bool stop;                    /* under mu */
+    pthread_cond_t wake_cv;       /* under mu: the background thread's sleep */
     clew_store_observer observer; /* set before the first append (store.h) */
     void *observer_ud;
 } embedded_store;
@@ -581,6 +581,63 @@ static int summary_newest_first(const void *a, const void *b)
     return memcmp(x->trace_id.bytes, y->trace_id.bytes, sizeof(x->trace_id.bytes));
 }
 
+/* Counts, per tag of the query, the blocks where its key is not (fully) indexed: a search
+ * there scans the traces (results stay exact, only slower), and the API says so. */
+static void count_unindexed(clew_block *b, const clew_search_query *q, size_t *counts)
+{
+    clew_name_list *keys = NULL;
+    clew_error err;
+    memset(&err, 0, sizeof(err));
+    if (q->n_tags == 0 || clew__block_unindexed_keys(b, &keys, &err) != CLEW_OK) {
+        return; /* a corrupt block is reported by the search itself */
+    }
+    for (size_t t = 0; t < q->n_tags; t++) {
+        for (size_t i = 0; i < keys->n; i++) {
+            if (keys->names[i].len == q->tags[t].key.len &&
+                memcmp(keys->names[i].ptr, q->tags[t].key.ptr, q->tags[t].key.len) == 0) {
+                counts[t]++;
+                break;
+            }
+        }
+    }
+    clew__name_list_free(keys);
+}
+
+static clew_status add_unindexed_warnings(clew_search_result *r, const clew_search_query *q,
+                                          const size_t *counts, size_t n_blocks)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < q->n_tags; t++) {
+        n += counts[t] > 0;
+    }
+    if (n == 0) {
+        return CLEW_OK;
+    }
+    r->warnings = clew__arena_calloc(&r->arena, n, sizeof(*r->warnings));
+    if (r->warnings == NULL) {
+        return CLEW_ENOMEM;
+    }
+    for (size_t t = 0; t < q->n_tags; t++) {
+        if (counts[t] == 0) {
+            continue;
+        }
+        char msg[400];
+        int len = snprintf(msg, sizeof(msg),
+                           "attribute '%.*s' is not indexed in %zu of %zu blocks (values too "
+                           "long or too many distinct values): they were scanned, so the "
+                           "result is complete but slower",
+                           (int)(q->tags[t].key.len > 200 ? 200 : q->tags[t].key.len),
+                           q->tags[t].key.ptr, counts[t], n_blocks);
+        size_t ml = len < 0 ? 0 : (size_t)len >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)len;
+        clew_str w = clew__arena_strdup(&r->arena, msg, ml);
+        if (w.ptr == NULL) {
+            return CLEW_ENOMEM;
+        }
+        r->warnings[r->n_warnings++] = w;
+    }
+    return CLEW_OK;
+}
+
 static clew_status es_search(clew_store *s, const clew_search_query *q, clew_search_result **out)
 {
     embedded_store *es = (embedded_store *)s;
@@ -595,7 +652,8 @@ static clew_status es_search(clew_store *s, const clew_search_query *q, clew_sea
         return CLEW_ENOMEM;
     }
     clew__arena_init(&r->arena, DECODE_CHUNK, 0);
-    size_t n = 0, total = 0;
+    size_t n = 0, total = 0, searched = 0;
+    size_t unindexed[CLEW_SEARCH_MAX_TAGS] = {0};
     clew_status rc = es->head->ops->search(es->head, q, &parts[n]);
     if (rc == CLEW_OK) {
         total += parts[n++]->n_traces;
@@ -616,6 +674,8 @@ static clew_status es_search(clew_store *s, const clew_search_query *q, clew_sea
         clew_status brc = clew__block_search(k->b, q, &parts[n], &err);
         if (brc == CLEW_OK) {
             total += parts[n++]->n_traces;
+            count_unindexed(k->b, q, unindexed);
+            searched++;
         } else if (brc == CLEW_ENOMEM) {
             rc = brc;
         } else {
@@ -669,6 +729,9 @@ static clew_status es_search(clew_store *s, const clew_search_query *q, clew_sea
             clew__arena_strdup(&r->arena, all[i].root_operation.ptr, all[i].root_operation.len);
     }
     r->n_traces = rc == CLEW_OK ? m : 0;
+    if (rc == CLEW_OK) {
+        rc = add_unindexed_warnings(r, q, unindexed, searched);
+    }
     clew__free(all);
     for (size_t i = 0; i < n; i++) {
         clew__search_result_free(parts[i]);
