@@ -29,7 +29,7 @@ YAML
 
 CLEW_WORK="$work" PYTHONPATH="$CLEW_SOURCE_DIR/tests/lib" timeout 300 python3 - <<'EOF'
 import os, random, sys, threading, time
-from crash_lib import Server, Fetcher, make_trace, send, canon_batch, fail
+from servetest import Server, Fetcher, make_trace, send, canon_batch, fail
 
 work = os.environ["CLEW_WORK"]
 KILLS = int(os.environ.get("CRASH_KILLS", "4"))

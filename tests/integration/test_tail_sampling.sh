@@ -9,6 +9,7 @@
 set -euo pipefail
 
 : "${CLEW_BIN:?CLEW_BIN must point at the clew binary}"
+: "${CLEW_SOURCE_DIR:?CLEW_SOURCE_DIR must point at the source tree}"
 command -v python3 >/dev/null 2>&1 || {
     echo "FAIL: python3 not found" >&2
     exit 1
@@ -61,55 +62,22 @@ set -e
 [ "$code" = 2 ] || { cat "$work/preset.out"; echo "FAIL: bad preset exited $code" >&2; exit 1; }
 echo "ok: a bad --sampling preset is refused ($(head -1 "$work/preset.out"))"
 
-CLEW_WORK="$work" timeout 120 python3 - <<'EOF'
-import json, os, random, signal, socket, subprocess, sys, time
+CLEW_WORK="$work" PYTHONPATH="$CLEW_SOURCE_DIR/tests/lib" timeout 120 python3 - <<'EOF'
+import json, os, random, signal, subprocess, time
 import urllib.request, urllib.error
+from servetest import Server, Fetcher, fail as fail_with
 
 clew = os.environ["CLEW_BIN"]
 work = os.environ["CLEW_WORK"]
-data_dir = os.path.join(work, "data")
 rng = random.Random()
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-otlp_port, http_port = free_port(), free_port()
-log_path = os.path.join(work, "server.log")
-log = open(log_path, "ab")
-server = None
+srv = Server(clew, work, ["--config", os.path.join(work, "clew.yaml"), "--storage", "embedded",
+                          "--data-dir", os.path.join(work, "data")])
+otlp_port, http_port = srv.otlp_port, srv.http_port
 
 def fail(msg):
-    sys.stderr.write("FAIL: %s\n" % msg)
-    log.flush()
-    sys.stderr.write("--- server log (last 30 lines) ---\n")
-    with open(log_path, "rb") as f:
-        sys.stderr.write(b"".join(f.readlines()[-30:]).decode(errors="replace"))
-    if server is not None and server.poll() is None:
-        server.kill()
-    sys.exit(1)
-
-def start():
-    global server
-    server = subprocess.Popen(
-        [clew, "serve", "--config", os.path.join(work, "clew.yaml"), "--storage", "embedded",
-         "--data-dir", data_dir, "--otlp-http", "127.0.0.1:%d" % otlp_port,
-         "--http", "127.0.0.1:%d" % http_port, "--zipkin", "off", "--otlp-grpc", "off",
-         "--shutdown-timeout", "1s"], stdout=log, stderr=log)
-    for _ in range(200):
-        if server.poll() is not None:
-            fail("the server exited at start (%d)" % server.returncode)
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % http_port, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    fail("the server did not become ready")
+    if srv.proc is not None and srv.proc.poll() is None:
+        srv.proc.kill()
+    fail_with(msg, srv.log_path)
 
 def hexid(n):
     return "".join("%02x" % rng.randrange(256) for _ in range(n))
@@ -150,11 +118,7 @@ def get_trace(tid):
         raise
 
 def metric(name):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-    return None
+    return Fetcher(http_port).metric(name)
 
 def wait_until(pred, what, secs=15):
     end = time.time() + secs
@@ -164,7 +128,7 @@ def wait_until(pred, what, secs=15):
         time.sleep(0.2)
     fail("timed out waiting for " + what)
 
-start()
+srv.start()
 t_err, t_slow, t_norm, t_health = hexid(16), hexid(16), hexid(16), hexid(16)
 r_err, r_slow, r_norm, r_health = hexid(8), hexid(8), hexid(8), hexid(8)
 send([span(t_err, r_err, None, "GET /checkout", 50),
@@ -228,9 +192,8 @@ send([span(t_p, r_p, None, "POST /pay", 10, error=True)])
 meta, _ = get_trace(t_p)
 if meta is None or meta["state"] != "pending":
     fail("the pre-crash trace is not pending: %r" % (meta,))
-server.send_signal(signal.SIGKILL)
-server.wait()
-start()
+srv.kill()
+srv.start()
 meta, n = get_trace(t_p)
 if meta is None or n != 1:
     fail("after the SIGKILL the pending trace is gone: %r" % (meta,))
@@ -248,8 +211,8 @@ print("ok: decisions made before the kill hold (2 kept with reasons, 2 dropped s
 wait_until(lambda: get_trace(t_p)[0]["state"] == "kept", "the replayed trace's decision")
 print("ok: the replayed pending trace is decided after the restart (kept: errors)")
 
-server.send_signal(signal.SIGTERM)
-if server.wait(timeout=30) != 0:
-    fail("the server exited %d on SIGTERM" % server.returncode)
+rc = srv.term()
+if rc != 0:
+    fail("the server exited %d on SIGTERM" % rc)
 print("ok: clean stop")
 EOF

@@ -1,5 +1,5 @@
-# tests/lib/crash_lib.py - shared plumbing of the kill -9 tests of `clew serve` (imported by
-# the python programs of tests/integration/test_crash_*.sh; not a test itself).
+# tests/lib/servetest.py - shared plumbing of the python-driven tests of a real `clew serve`
+# (tests/integration/test_crash_sampling.sh, test_tail_sampling.sh; not a test itself).
 #
 #   Server(clew, work, args)    start()/kill()/term(); start() retries while the killed process's
 #                               ports are still held, and fails the test if it never gets ready
@@ -50,6 +50,7 @@ class Server:
         self.proc = None
 
     def start(self):
+        """Starts the server; fails the test if it never becomes ready."""
         for _ in range(50):
             self.proc = subprocess.Popen(
                 [self.clew, "serve", "--otlp-http", "127.0.0.1:%d" % self.otlp_port,
