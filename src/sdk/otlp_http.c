@@ -20,9 +20,9 @@
  * the ExportTraceServiceRequest); the answer's grpc-status and grpc-message
  * arrive in the trailers, which libcurl hands to the header callback like any
  * header (or in the headers of a trailers-only answer). Retried codes follow
- * the OTLP specification's table; RESOURCE_EXHAUSTED would be retryable only
- * with a RetryInfo detail in grpc-status-details-bin, which is not parsed, so
- * it is final.
+ * the OTLP specification's table (grpc_retry.c); RESOURCE_EXHAUSTED is retried
+ * only when the grpc-status-details-bin trailer carries a google.rpc.RetryInfo
+ * detail, and a RetryInfo's retry_delay replaces the computed backoff.
  */
 #include <curl/curl.h>
 #include <zlib.h>
@@ -49,9 +49,13 @@ typedef struct otlp_exporter {
     bool json;
     bool grpc;
     bool gzip;
+    bool fresh_conn;    /* a new connection per transfer (see h2_reuse_broken) */
     clew_buf wire;      /* the compressed and/or length-prefixed payload */
     int grpc_status;    /* from the last answer; -1 = none seen */
     char grpc_msg[256]; /* grpc-message of the last answer (percent-encoded as sent) */
+    /* grpc-status-details-bin of the last answer; -1 = none, -2 = too long to look at */
+    int details_len;
+    char details[CLEW__GRPC_DETAILS_MAX + 8]; /* + the blanks and CRLF around it */
     struct curl_slist *headers;
     char *ca, *key, *cert;
     uint32_t retry_initial_ms, retry_max_ms;
@@ -134,6 +138,18 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
         header_value(ptr, n, sizeof(gm) - 1, x->grpc_msg, sizeof(x->grpc_msg));
         return n;
     }
+    static const char gd[] = "grpc-status-details-bin:";
+    if (n > sizeof(gd) - 1 && strncasecmp(ptr, gd, sizeof(gd) - 1) == 0) {
+        /* kept raw: clew__grpc_retry_info trims and decodes it */
+        size_t vl = n - (sizeof(gd) - 1);
+        if (vl > sizeof(x->details)) {
+            x->details_len = -2;
+        } else {
+            memcpy(x->details, ptr + sizeof(gd) - 1, vl);
+            x->details_len = (int)vl;
+        }
+        return n;
+    }
     static const char name[] = "retry-after:";
     if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
         char v[128];
@@ -166,6 +182,17 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
         }
     }
     return n;
+}
+
+/* libcurl 7.88.x cannot reuse an HTTP/2 connection opened with prior
+ * knowledge: the next transfer on it fails at once with CURLE_HTTP2 ("Error in
+ * the HTTP2 framing layer"; curl issue #10634, fixed in 8.0.0), which made
+ * every gRPC export over http:// after the first one fail, retries included.
+ * With such a libcurl each of those transfers gets a connection of its own. */
+static bool h2_reuse_broken(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    return v != NULL && v->version_num >= 0x075800 && v->version_num < 0x080000;
 }
 
 static void otlp_destroy(clew_exporter *e)
@@ -204,22 +231,6 @@ static bool retryable_curl(CURLcode c)
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_OPERATION_TIMEDOUT:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* gRPC codes the OTLP specification lists as retryable. */
-static bool retryable_grpc(int code)
-{
-    switch (code) {
-    case 1:  /* CANCELLED */
-    case 4:  /* DEADLINE_EXCEEDED */
-    case 10: /* ABORTED */
-    case 11: /* OUT_OF_RANGE */
-    case 14: /* UNAVAILABLE */
-    case 15: /* DATA_LOSS */
         return true;
     default:
         return false;
@@ -354,6 +365,10 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
         curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, left_ms > 0 ? left_ms : 1L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (x->fresh_conn) {
+            curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+            curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+        }
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -371,6 +386,8 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
         x->retry_after_ms = -1;
         x->grpc_status = -1;
         x->grpc_msg[0] = '\0';
+        x->details_len = -1;
+        uint64_t server_delay_ns = UINT64_MAX;
         CURLcode cc = curl_easy_perform(c);
         long status = 0;
         bool retry;
@@ -384,7 +401,10 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
                  * 429, 502, 503 and 504 to UNAVAILABLE */
                 retry = status == 429 || status == 502 || status == 503 || status == 504;
             } else {
-                retry = retryable_grpc(x->grpc_status);
+                /* a details value too long to look at counts as one without RetryInfo */
+                retry = clew__grpc_retryable(
+                    x->grpc_status, x->details_len >= 0 ? x->details : NULL,
+                    x->details_len >= 0 ? (size_t)x->details_len : 0, &server_delay_ns);
             }
             if (!retry) {
                 clew__exporter_log(e, CLEW_LOG_ERROR,
@@ -414,7 +434,10 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
             }
         }
         uint64_t delay;
-        if (x->retry_after_ms >= 0) {
+        if (server_delay_ns != UINT64_MAX) {
+            /* RetryInfo: at least the server's delay, so round up to whole ms */
+            delay = server_delay_ns / 1000000u + (server_delay_ns % 1000000u != 0);
+        } else if (x->retry_after_ms >= 0) {
             delay = (uint64_t)x->retry_after_ms;
         } else {
             /* jitter in [backoff/2, backoff] so clients that failed together spread out */
@@ -426,7 +449,8 @@ static clew_status otlp_export(clew_exporter *e, const clew_span_data *const *sp
             }
         }
         now = clew__now_mono_ns();
-        if (now + delay * 1000000u >= deadline) {
+        /* compared in ms: a server's delay may be as long as a Duration goes */
+        if (now >= deadline || delay >= (deadline - now) / 1000000u) {
             clew__exporter_log(
                 e, CLEW_LOG_WARN, "clew: OTLP export to %s gave up after %u attempts (%s)", x->url,
                 attempt + 1, cc == CURLE_OK ? "retryable status" : curl_easy_strerror(cc));
@@ -505,6 +529,7 @@ clew_status clew_exporter_otlp_http(const clew_otlp_config *config, clew_exporte
     x->json = config->protocol == CLEW_OTLP_HTTP_JSON;
     x->grpc = config->protocol == CLEW_OTLP_GRPC;
     x->gzip = config->compression == CLEW_OTLP_COMPRESSION_GZIP;
+    x->fresh_conn = x->grpc && strncmp(config->url, "http://", 7) == 0 && h2_reuse_broken();
     x->retry_initial_ms = config->retry_initial_ms;
     x->retry_max_ms = config->retry_max_ms;
     clew__arena_init(&x->arena, 64 * 1024, 0);

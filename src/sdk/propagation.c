@@ -139,6 +139,9 @@ clew_status clew_propagator_inject(const clew_propagator *p, const clew_span_con
     if (p == NULL || c == NULL || c->set == NULL) {
         return CLEW_EINVAL;
     }
+    if (p->n == 1) {
+        return p->ops[0]->inject(sc, baggage, c);
+    }
     for (size_t i = 0; i < p->n; i++) {
         clew_status rc = p->ops[i]->inject(sc, baggage, c);
         if (rc != CLEW_OK) {
@@ -159,16 +162,13 @@ static void sc_copy(clew_span_context *dst, const clew_span_context *src)
     memcpy(dst->tracestate.buf, src->tracestate.buf, src->tracestate.len);
 }
 
-clew_status clew_propagator_extract(const clew_propagator *p, const clew_carrier *c,
-                                    clew_span_context *out_sc, clew_baggage *baggage)
+/* Two or more propagators (the composite's two contexts are big: kept out of
+ * the single-propagator path, which then needs no stack frame). */
+static __attribute__((noinline)) clew_status extract_composite(const clew_propagator *p,
+                                                               const clew_carrier *c,
+                                                               clew_span_context *out_sc,
+                                                               clew_baggage *baggage)
 {
-    if (p == NULL || c == NULL || c->get == NULL || out_sc == NULL) {
-        return CLEW_EINVAL;
-    }
-    if (p->n == 1) {
-        /* Every extract writes its output only on success: no copy needed. */
-        return p->ops[0]->extract(c, out_sc, baggage);
-    }
     clew_span_context tmp, found;
     bool have = false, bad = false, nomem = false;
     for (size_t i = 0; i < p->n; i++) {
@@ -193,6 +193,19 @@ clew_status clew_propagator_extract(const clew_propagator *p, const clew_carrier
     return bad ? CLEW_EPARSE : CLEW_ENOTFOUND;
 }
 
+clew_status clew_propagator_extract(const clew_propagator *p, const clew_carrier *c,
+                                    clew_span_context *out_sc, clew_baggage *baggage)
+{
+    if (p == NULL || c == NULL || c->get == NULL || out_sc == NULL) {
+        return CLEW_EINVAL;
+    }
+    if (p->n == 1) {
+        /* Every extract writes its output only on success: no copy needed. */
+        return p->ops[0]->extract(c, out_sc, baggage);
+    }
+    return extract_composite(p, c, out_sc, baggage);
+}
+
 /* ---- header-list carriers --------------------------------------------------- */
 
 void clew_header_list_init(clew_header_list *l, clew_header *items, size_t count, size_t capacity,
@@ -207,19 +220,67 @@ void clew_header_list_init(clew_header_list *l, clew_header *items, size_t count
     l->case_sensitive = false;
 }
 
-static bool name_eq(const clew_header_list *l, clew_str name, const char *key, size_t klen)
+/* ASCII case-insensitive equality of n bytes: what HTTP field names need, and
+ * inline (strncasecmp's call and locale handling cost more than the compare of
+ * a short name). */
+static inline bool ascii_case_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y) {
+            unsigned char lx = x | 0x20;
+            if (lx != (y | 0x20) || lx < 'a' || lx > 'z') {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Exact equality of n bytes; names of 4 to 16 bytes (traceparent, tracestate,
+ * baggage, b3...) with two overlapping word compares. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&a1, a + n - 8, 8);
+        memcpy(&b1, b + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t a0, a1, b0, b1;
+        memcpy(&a0, a, 4);
+        memcpy(&b0, b, 4);
+        memcpy(&a1, a + n - 4, 4);
+        memcpy(&b1, b + n - 4, 4);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+/* The case-insensitive retry, out of line: it keeps the common path of the
+ * getter and setter small (fewer registers to save on every call). */
+static __attribute__((noinline)) bool name_eq_fold(const clew_header_list *l, const char *a,
+                                                   const char *b, size_t n)
+{
+    return !l->case_sensitive && ascii_case_eq(a, b, n);
+}
+
+static inline bool name_eq(const clew_header_list *l, clew_str name, const char *key, size_t klen)
 {
     if (name.len != klen) {
         return false;
     }
-    return l->case_sensitive ? memcmp(name.ptr, key, klen) == 0
-                             : strncasecmp(name.ptr, key, klen) == 0;
+    /* names usually arrive in the case they are looked up in: try that first */
+    return bytes_eq(name.ptr, key, klen) || name_eq_fold(l, name.ptr, key, klen);
 }
 
 static size_t hl_get(void *ctx, const char *key, clew_str *values, size_t max_values)
 {
     clew_header_list *l = ctx;
-    size_t klen = strlen(key), n = 0;
+    size_t klen = clew__key_len(key), n = 0;
     for (size_t i = 0; i < l->count; i++) {
         if (name_eq(l, l->items[i].name, key, klen)) {
             if (n < max_values) {
@@ -231,11 +292,14 @@ static size_t hl_get(void *ctx, const char *key, clew_str *values, size_t max_va
     return n;
 }
 
-static clew_status hl_set(void *ctx, const char *key, clew_str value)
+/* The setter's bookkeeping: makes `key` an entry (replacing an existing one,
+ * removing later duplicates) whose value is the next len bytes of buf, and
+ * returns where they go in *dst ("" for an empty value). The caller writes
+ * them. */
+static clew_status hl_put(clew_header_list *l, const char *key, size_t len, char **dst)
 {
-    clew_header_list *l = ctx;
-    size_t klen = strlen(key);
-    if (l->buf_cap - l->buf_len < value.len) {
+    size_t klen = clew__key_len(key);
+    if (l->buf_cap - l->buf_len < len) {
         return CLEW_EFULL;
     }
     long at = -1;
@@ -256,18 +320,36 @@ static clew_status hl_set(void *ctx, const char *key, clew_str value)
         }
     }
     /* An empty value needs no storage (and buf may be NULL). */
-    const char *dst = "";
-    if (value.len > 0) {
-        memcpy(l->buf + l->buf_len, value.ptr, value.len);
-        dst = l->buf + l->buf_len;
+    char *d = (char *)"";
+    if (len > 0) {
+        d = l->buf + l->buf_len;
     }
-    l->buf_len += value.len;
+    l->buf_len += len;
     if (at < 0) {
         at = (long)l->count++;
     }
     l->items[at].name = (clew_str){key, klen};
-    l->items[at].value = (clew_str){dst, value.len};
+    l->items[at].value = (clew_str){d, len};
+    *dst = d;
     return CLEW_OK;
+}
+
+static clew_status hl_set(void *ctx, const char *key, clew_str value)
+{
+    char *dst;
+    clew_status rc = hl_put(ctx, key, value.len, &dst);
+    if (rc == CLEW_OK && value.len > 0) {
+        memcpy(dst, value.ptr, value.len);
+    }
+    return rc;
+}
+
+clew_status clew__carrier_reserve(const clew_carrier *c, const char *key, size_t len, char **dst)
+{
+    if (c->set != hl_set || len == 0) {
+        return CLEW_EUNSUPPORTED;
+    }
+    return hl_put(c->ctx, key, len, dst);
 }
 
 clew_carrier clew_http_headers_carrier(clew_header_list *l)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "clew/context.h"
 #include "clew/propagation.h"
@@ -48,6 +49,31 @@ typedef struct clew__propagator_ops {
     /* Returns CLEW_OK (span context written), CLEW_ENOTFOUND, CLEW_EPARSE or CLEW_ENOMEM. */
     clew_status (*extract)(const clew_carrier *c, clew_span_context *out, clew_baggage *bag);
 } clew__propagator_ops;
+
+/* The tracecontext header names as objects of their own: the header-list
+ * carrier recognises them by address and knows their length without a strlen
+ * (inject + extract look names up three times; see clew__key_len). */
+extern const char clew__name_traceparent[12];
+extern const char clew__name_tracestate[11];
+
+static inline size_t clew__key_len(const char *key)
+{
+    if (key == clew__name_traceparent) {
+        return sizeof(clew__name_traceparent) - 1;
+    }
+    if (key == clew__name_tracestate) {
+        return sizeof(clew__name_tracestate) - 1;
+    }
+    return strlen(key);
+}
+
+/* For the SDK's own header-list carriers (clew_http_headers_carrier,
+ * clew_message_headers_carrier): sets `key` exactly as the carrier's setter
+ * would, to a value of len bytes that the caller then writes at *dst, so a
+ * formatted value is written in place instead of copied (a copy of bytes just
+ * stored also waits for the stores to retire). CLEW_EUNSUPPORTED for any other
+ * carrier or len 0 (use c->set), else what the setter would return. */
+clew_status clew__carrier_reserve(const clew_carrier *c, const char *key, size_t len, char **dst);
 
 extern const clew__propagator_ops clew__tracecontext_ops;
 extern const clew__propagator_ops clew__baggage_ops;

@@ -103,6 +103,7 @@ static clew_status ring_init(clew__ring *r, size_t cap)
         return CLEW_ENOMEM;
     }
     r->cap = cap;
+    r->pow2 = (cap & (cap - 1)) == 0;
     for (size_t i = 0; i < cap; i++) {
         atomic_init(&r->cells[i].seq, i);
     }
@@ -111,11 +112,18 @@ static clew_status ring_init(clew__ring *r, size_t cap)
     return CLEW_OK;
 }
 
+/* The cell of position pos: a 64-bit division costs as much as the rest of a
+ * push, so power-of-two rings (the default 2048) use a mask. */
+static inline clew__ring_cell *ring_cell(const clew__ring *r, size_t pos)
+{
+    return &r->cells[r->pow2 ? pos & (r->cap - 1) : pos % r->cap];
+}
+
 static bool ring_push(clew__ring *r, clew_span *s, size_t *out_pos)
 {
     size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
     for (;;) {
-        clew__ring_cell *c = &r->cells[pos % r->cap];
+        clew__ring_cell *c = ring_cell(r, pos);
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         intptr_t dif = (intptr_t)seq - (intptr_t)pos;
         if (dif == 0) {
@@ -137,7 +145,7 @@ static bool ring_push(clew__ring *r, clew_span *s, size_t *out_pos)
 static clew_span *ring_pop(clew__ring *r)
 {
     size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    clew__ring_cell *c = &r->cells[pos % r->cap];
+    clew__ring_cell *c = ring_cell(r, pos);
     size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
     if (seq != pos + 1) {
         return NULL; /* empty, or the producer has claimed but not yet written */
@@ -329,7 +337,8 @@ void clew__provider_on_end(clew_provider *p, clew_span *s)
     /* Look at the consumer's position only once per batch-size pushes: reading
      * `tail` on every push would pull its cache line away from the export thread
      * each time. */
-    if ((pos + 1) % p->batch.max_export_batch_size == 0 &&
+    size_t bs = p->batch.max_export_batch_size;
+    if (((p->batch_pow2 ? (pos + 1) & (bs - 1) : (pos + 1) % bs) == 0) &&
         ring_count(&p->ring) >= p->batch.max_export_batch_size &&
         !atomic_exchange_explicit(&p->notified, true, memory_order_relaxed)) {
         pthread_cond_signal(&p->wake);
@@ -529,6 +538,7 @@ clew_status clew_provider_create(const clew_provider_config *config, clew_provid
         return CLEW_ENOMEM;
     }
     p->sampler = sampler;
+    p->root_decision = (int8_t)clew__sample_root_fixed(sampler);
     p->exporter = exporter;
     p->limits = config->limits;
     clew_span_limits defaults;
@@ -569,6 +579,7 @@ clew_status clew_provider_create(const clew_provider_config *config, clew_provid
     if (p->batch.max_export_batch_size > p->batch.max_queue_size) {
         p->batch.max_export_batch_size = p->batch.max_queue_size;
     }
+    p->batch_pow2 = (p->batch.max_export_batch_size & (p->batch.max_export_batch_size - 1)) == 0;
     if (p->batch.schedule_delay_ms == 0) {
         p->batch.schedule_delay_ms = 5000;
     }

@@ -323,6 +323,23 @@ clew_sampling_decision clew__sample(const clew_sampler *s, const clew_span_conte
     return CLEW_SAMPLING_DROP;
 }
 
+int clew__sample_root_fixed(const clew_sampler *s)
+{
+    if (s == NULL) {
+        return CLEW_SAMPLING_RECORD_AND_SAMPLE; /* parentbased(always_on) */
+    }
+    switch (s->kind) {
+    case CLEW__SAMPLER_ON:
+        return CLEW_SAMPLING_RECORD_AND_SAMPLE;
+    case CLEW__SAMPLER_OFF:
+        return CLEW_SAMPLING_DROP;
+    case CLEW__SAMPLER_PARENT:
+        return clew__sample_root_fixed(s->d[0]);
+    default:
+        return -1;
+    }
+}
+
 clew_sampling_decision clew_sampler_should_sample(const clew_sampler *s,
                                                   const clew_span_context *parent,
                                                   const clew_trace_id *trace_id,

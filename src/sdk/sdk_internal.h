@@ -1,6 +1,7 @@
 /*
  * src/sdk/sdk_internal.h - the tracing SDK's internal structures, shared by
- * span.c, ids.c, sampler.c, provider.c, env.c and the exporters. Not installed.
+ * span.c, span_clock.c, ids.c, sampler.c, provider.c, env.c, the exporters and
+ * grpc_retry.c. Not installed.
  *
  * Memory of a recording span (why it is shaped like this):
  * - A clew_span IS the exported record: it embeds the clew_span_data the
@@ -51,17 +52,23 @@ struct clew_span {
     uint8_t recording;    /* attributes etc. are recorded */
     uint8_t sampled;      /* goes to the exporter at end */
     uint8_t status_final; /* status was set to Ok */
-    uint8_t id_pending;   /* non-recording: ctx.span_id not made yet */
+    uint8_t id_pending;   /* non-recording: CLEW__PENDING_* ids not made yet */
+    /* Right after the flags, so that everything a non-recording span touches
+     * (the fields above, ids, trace flags, tracestate length and count) is in
+     * the span's first cache line. data.trace_state points into ctx.tracestate. */
+    clew_span_context ctx;
     uint32_t attr_cap, event_cap, link_cap;
-    uint32_t inl_used;     /* bytes of inl handed out */
-    clew_span_data data;   /* the record the exporter encodes */
-    clew_span_context ctx; /* data.trace_state points into ctx.tracestate */
+    uint32_t inl_used;   /* bytes of inl handed out */
+    clew_span_data data; /* the record the exporter encodes */
     /* Small spans live entirely in inl (a bump region inside the span itself:
      * one allocation per span for its whole pooled life, and the fewest cache
      * lines); the arena takes only what does not fit. */
     _Alignas(8) char inl[640];
     clew_arena arena;
 };
+
+#define CLEW__PENDING_SPAN_ID  1u /* ctx.span_id */
+#define CLEW__PENDING_TRACE_ID 2u /* ctx.trace_id (a dropped root with random ids) */
 
 struct clew__tpool {
     clew_span *free; /* owner thread only */
@@ -85,7 +92,7 @@ struct clew__tpool {
  * atomic subtraction. */
 void clew__spans_release_remote(clew_span **spans, size_t n);
 
-/* Makes the span id of a non-recording span on first use. */
+/* Makes the ids of a non-recording span on first use (see id_pending). */
 void clew__span_ensure_id(clew_span *s);
 
 /* The calling thread's id generator: splitmix64 (one add and a mix per
@@ -128,6 +135,50 @@ static inline void clew__rand_span_id(clew_span_id *out)
     } while (a == 0);
     __builtin_memcpy(out->bytes, &a, 8);
 }
+
+/* ---- the span clock (span_clock.c) ----
+ * Wall-clock nanoseconds for span and event timestamps. On x86-64 with the
+ * kernel's clocksource on the TSC, each thread extrapolates from a recent
+ * (CLOCK_REALTIME, TSC) anchor for at most CLEW__CLOCK_WINDOW_NS, which costs
+ * one rdtsc and a multiply instead of a clock_gettime; elsewhere it is
+ * clock_gettime(CLOCK_REALTIME). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CLEW__SPAN_CLOCK_TSC 1
+#else
+#define CLEW__SPAN_CLOCK_TSC 0
+#endif
+
+#define CLEW__CLOCK_WINDOW_NS 1000000ull /* re-anchor at least every millisecond */
+
+/* Re-anchors the calling thread (and calibrates on first use); returns now. */
+uint64_t clew__span_clock_slow(void);
+
+#if CLEW__SPAN_CLOCK_TSC
+typedef struct clew__span_clock {
+    uint64_t tsc0;   /* anchor: TSC reading */
+    uint64_t ns0;    /* anchor: CLOCK_REALTIME at tsc0 */
+    uint64_t window; /* ticks the anchor is good for; 0 = no anchor */
+    uint64_t mult;   /* ns per tick, 32.32 fixed point (window * mult < 2^64) */
+} clew__span_clock;
+
+extern _Thread_local clew__span_clock clew__tl_clock;
+
+static inline uint64_t clew__span_now_ns(void)
+{
+    const clew__span_clock *c = &clew__tl_clock;
+    /* a TSC behind the anchor wraps to a huge dt and takes the slow path */
+    uint64_t dt = __builtin_ia32_rdtsc() - c->tsc0;
+    if (__builtin_expect(dt < c->window, 1)) {
+        return c->ns0 + ((dt * c->mult) >> 32);
+    }
+    return clew__span_clock_slow();
+}
+#else
+static inline uint64_t clew__span_now_ns(void)
+{
+    return clew__span_clock_slow();
+}
+#endif
 
 /* Registers the fork handlers once. */
 void clew__fork_init(void);
@@ -177,6 +228,29 @@ void clew__exporter_log(clew_exporter *e, clew_log_level level, const char *fmt,
 CLEW_NODISCARD clew_status clew__encode_spans(const clew_span_data *const *spans, size_t n,
                                               bool json, clew_arena *arena, clew_buf *out);
 
+/* ---- OTLP/gRPC retry rules (grpc_retry.c) ---- */
+
+/* Longest grpc-status-details-bin value (base64 characters) that is decoded;
+ * a longer one is not looked into. */
+#define CLEW__GRPC_DETAILS_MAX 4096
+
+/* Decodes a grpc-status-details-bin value (base64 google.rpc.Status, padded or
+ * not, surrounding blanks ignored) and looks for a google.rpc.RetryInfo detail.
+ * CLEW_OK when there is one: *delay_ns is its retry_delay, or UINT64_MAX when
+ * it gives none. CLEW_ENOTFOUND when the Status has no RetryInfo, CLEW_EPARSE
+ * when the value is not base64, not a well-formed Status, or the delay is
+ * negative or out of Duration's range, CLEW_ETOOBIG above CLEW__GRPC_DETAILS_MAX
+ * characters. Pure: no allocation, any thread. */
+CLEW_NODISCARD clew_status clew__grpc_retry_info(const char *value, size_t len, uint64_t *delay_ns);
+
+/* Whether a gRPC answer with `grpc_status` (and the grpc-status-details-bin
+ * value, NULL when absent) is retried: the OTLP specification's retryable codes
+ * always; RESOURCE_EXHAUSTED (8) only with a RetryInfo detail. *delay_ns
+ * receives the server's retry delay when one was given, else UINT64_MAX (use
+ * the exporter's own backoff). */
+bool clew__grpc_retryable(int grpc_status, const char *details, size_t details_len,
+                          uint64_t *delay_ns);
+
 /* ---- provider ---- */
 
 typedef struct clew__ring_cell {
@@ -190,6 +264,7 @@ typedef struct clew__ring_cell {
 typedef struct clew__ring {
     clew__ring_cell *cells;
     size_t cap;
+    bool pow2; /* cap is a power of two: positions map to cells with a mask, not a division */
     _Alignas(64) _Atomic size_t head; /* next position to claim (producers) */
     _Alignas(64) _Atomic size_t tail; /* next position to read (consumer writes) */
 } clew__ring;
@@ -212,6 +287,8 @@ struct clew_provider {
     clew_exporter *exporter;
     clew_processor_kind processor;
     clew_batch_config batch;
+    bool batch_pow2;             /* max_export_batch_size is a power of two (see on_end) */
+    int8_t root_decision;        /* clew__sample_root_fixed(sampler) */
     _Atomic uint64_t thread_gen; /* fork generation the export thread runs in; ~0 = none */
     clew_resource resource;
     clew_log_fn log;
@@ -274,6 +351,12 @@ static inline void clew__tracestate_copy(clew_tracestate *dst, const clew_traces
 /* The sampler decision used by span start (s may be NULL = parentbased(always_on)). */
 clew_sampling_decision clew__sample(const clew_sampler *s, const clew_span_context *parent,
                                     const clew_trace_id *tid, clew_tracestate *ts);
+
+/* The decision `s` makes for every root span when it depends neither on the
+ * trace id nor on the tracestate (always_on, always_off, parentbased over
+ * those), else -1. Lets span start skip the sampler call, and for a dropped
+ * root the trace id, which is then made on first use like the span id. */
+int clew__sample_root_fixed(const clew_sampler *s);
 
 /* Percent-decodes `len` bytes of `s` into `out` (at least len bytes); false on a
  * malformed escape. *out_len receives the decoded length. */

@@ -139,7 +139,11 @@ static void span_put_local(clew_span *s)
         return;
     }
     pool->out--;
-    span_reset(s);
+    if (s->recording) {
+        /* a span that never recorded has allocated nothing: no need to touch
+         * the lines where its allocation state lives */
+        span_reset(s);
+    }
     if (pool->n_free >= POOL_MAX_FREE) {
         span_free(s);
         return;
@@ -175,28 +179,64 @@ void clew__spans_release_remote(clew_span **spans, size_t n)
     }
 }
 
-/* Span memory: the inline region first, then the span's arena. */
-static void *span_mem(void *ctx, size_t n)
+/* Span memory beyond the inline region: the span's arena. */
+static __attribute__((noinline)) void *span_mem_arena(clew_span *s, size_t n)
 {
-    clew_span *s = ctx;
+    return clew__arena_alloc(&s->arena, n);
+}
+
+/* Span memory: the inline region first, then the span's arena. Inline: every
+ * attribute makes one or two of these, and the common case is a bump. */
+static inline void *span_mem_inl(clew_span *s, size_t n)
+{
     n = (n + 7u) & ~(size_t)7u;
-    if (n <= sizeof(s->inl) - s->inl_used) {
+    if (__builtin_expect(n <= sizeof(s->inl) - s->inl_used, 1)) {
         void *p = s->inl + s->inl_used;
         s->inl_used += (uint32_t)n;
         return p;
     }
-    return clew__arena_alloc(&s->arena, n);
+    return span_mem_arena(s, n);
 }
 
-static clew_str span_strdup(clew_span *s, const char *p, size_t len)
+/* The same as a clew__alloc_fn (for clew__value_from_attr). */
+static void *span_mem(void *ctx, size_t n)
 {
-    char *d = span_mem(s, len + 1);
-    if (d == NULL) {
+    return span_mem_inl(ctx, n);
+}
+
+/* Copies n bytes without a call for the short strings spans are made of:
+ * overlapping fixed-size moves the compiler turns into a few loads and stores
+ * (a memcpy call of 20 bytes costs more than the copy). Reads and writes only
+ * [0, n). */
+static inline void copy_short(char *d, const char *p, size_t n)
+{
+    if (n >= 16) {
+        if (n > 32) {
+            memcpy(d, p, n);
+            return;
+        }
+        memcpy(d, p, 16);
+        memcpy(d + n - 16, p + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, p, 8);
+        memcpy(d + n - 8, p + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, p, 4);
+        memcpy(d + n - 4, p + n - 4, 4);
+    } else if (n > 0) {
+        d[0] = p[0];
+        d[n / 2] = p[n / 2];
+        d[n - 1] = p[n - 1];
+    }
+}
+
+static inline clew_str span_strdup(clew_span *s, const char *p, size_t len)
+{
+    char *d = span_mem_inl(s, len + 1);
+    if (__builtin_expect(d == NULL, 0)) {
         return (clew_str){NULL, 0};
     }
-    if (len > 0) {
-        memcpy(d, p, len);
-    }
+    copy_short(d, p, len);
     d[len] = '\0';
     return (clew_str){d, len};
 }
@@ -339,52 +379,72 @@ static clew_status value_from_attr(clew_value *dst, const clew_attr *src, uint32
     return CLEW_EINVAL;
 }
 
-/* Sets one attribute in `list` (capacity *cap, growing in the arena). */
-/* Sets `key` to `v` (already in span memory) in `list` (capacity *cap,
- * growing in span memory): replaces an existing key, else appends unless the
- * count limit is reached (then the attribute is dropped and counted). */
+/* Grows `list` (capacity *cap) in span memory; false when out of memory. */
+static __attribute__((noinline)) bool attrs_grow(clew_span *s, clew_attrs *list, uint32_t *cap,
+                                                 uint32_t limit)
+{
+    uint32_t ncap = *cap ? *cap * 2 : 8;
+    if (ncap > limit) {
+        ncap = limit;
+    }
+    clew_kv *items = span_mem_inl(s, ncap * sizeof(*items));
+    if (items == NULL) {
+        return false;
+    }
+    if (list->n > 0) {
+        memcpy(items, list->items, list->n * sizeof(*items));
+    }
+    list->items = items;
+    *cap = ncap;
+    return true;
+}
+
+/* The value slot of `key` in `list` (capacity *cap, growing in span memory):
+ * the existing entry's when the key is set already, else a new entry with a
+ * copy of the key, unless the count limit is reached (then NULL, and the
+ * attribute is counted as dropped). NULL without counting for an empty key.
+ * The caller writes the value into the slot: building a clew_value on the
+ * stack and copying it cost a store-forwarding stall per attribute. */
+static inline clew_value *attrs_slot(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t limit,
+                                     const char *key)
+{
+    if (key == NULL || key[0] == '\0') {
+        return NULL;
+    }
+    size_t klen = strlen(key);
+    clew_kv *items = list->items;
+    for (uint32_t i = 0; i < list->n; i++) {
+        if (items[i].key.len == klen && items[i].key.ptr[0] == key[0] &&
+            memcmp(items[i].key.ptr, key, klen) == 0) {
+            return &items[i].value;
+        }
+    }
+    if (__builtin_expect(list->n >= limit, 0)) {
+        list->dropped++;
+        return NULL;
+    }
+    if (__builtin_expect(list->n == *cap, 0) && !attrs_grow(s, list, cap, limit)) {
+        list->dropped++;
+        return NULL;
+    }
+    clew_str k = span_strdup(s, key, klen);
+    if (__builtin_expect(k.ptr == NULL, 0)) {
+        list->dropped++;
+        return NULL;
+    }
+    clew_kv *kv = &list->items[list->n++];
+    kv->key = k;
+    return &kv->value;
+}
+
+/* Sets `key` to `v` (already in span memory) in `list`: see attrs_slot. */
 static void attrs_commit(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t limit,
                          const char *key, const clew_value *v)
 {
-    if (key == NULL || key[0] == '\0') {
-        return;
+    clew_value *slot = attrs_slot(s, list, cap, limit, key);
+    if (slot != NULL) {
+        *slot = *v;
     }
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < list->n; i++) {
-        if (list->items[i].key.len == klen && list->items[i].key.ptr[0] == key[0] &&
-            memcmp(list->items[i].key.ptr, key, klen) == 0) {
-            list->items[i].value = *v;
-            return;
-        }
-    }
-    if (list->n >= limit) {
-        list->dropped++;
-        return;
-    }
-    if (list->n == *cap) {
-        uint32_t ncap = *cap ? *cap * 2 : 8;
-        if (ncap > limit) {
-            ncap = limit;
-        }
-        clew_kv *items = span_mem(s, ncap * sizeof(*items));
-        if (items == NULL) {
-            list->dropped++;
-            return;
-        }
-        if (list->n > 0) {
-            memcpy(items, list->items, list->n * sizeof(*items));
-        }
-        list->items = items;
-        *cap = ncap;
-    }
-    clew_str k = span_strdup(s, key, klen);
-    if (k.ptr == NULL) {
-        list->dropped++;
-        return;
-    }
-    list->items[list->n].key = k;
-    list->items[list->n].value = *v;
-    list->n++;
 }
 
 static void attrs_put(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t limit,
@@ -403,9 +463,9 @@ static void attrs_put(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t li
 }
 
 /* The span's own attribute list: the common case of the setters below. */
-static inline void span_attr_commit(clew_span *s, const char *key, const clew_value *v)
+static inline clew_value *span_attr_slot(clew_span *s, const char *key)
 {
-    attrs_commit(s, &s->data.attrs, &s->attr_cap, s->provider->limits.attribute_count, key, v);
+    return attrs_slot(s, &s->data.attrs, &s->attr_cap, s->provider->limits.attribute_count, key);
 }
 
 /* A fixed list of n attributes (events, links): keeps the first `limit`. */
@@ -437,6 +497,9 @@ static void span_make_id(clew_span *s)
 void clew__span_ensure_id(clew_span *s)
 {
     if (s->id_pending) {
+        if (s->id_pending & CLEW__PENDING_TRACE_ID) {
+            clew__rand_trace_id(&s->ctx.trace_id);
+        }
         span_make_id(s);
         s->id_pending = 0;
     }
@@ -479,7 +542,23 @@ static void link_add(clew_span *s, const clew_link *l)
     d->n_links++;
 }
 
-clew_span *clew_span_start(clew_tracer *t, const char *name, const clew_span_options *opt)
+/* A root span its sampler drops whatever the trace id (always_off, or
+ * parentbased over it) with random ids: it needs no sampler call and no id
+ * (span_ensure_id makes both on first use); opt can change nothing of it. */
+static inline void span_init_dropped_root(clew_span *s, clew_provider *p)
+{
+    s->provider = p;
+    s->recording = 0;
+    s->sampled = 0;
+    s->id_pending = CLEW__PENDING_SPAN_ID | CLEW__PENDING_TRACE_ID;
+    s->ctx.is_remote = false;
+    s->ctx.tracestate.len = 0;
+    s->ctx.tracestate.count = 0;
+    s->ctx.trace_flags = p->id_random ? CLEW_TRACE_FLAG_RANDOM : 0;
+}
+
+static __attribute__((noinline)) clew_span *span_start_full(clew_tracer *t, const char *name,
+                                                            const clew_span_options *opt)
 {
     static const clew_span_options defaults;
     if (t == NULL) {
@@ -505,34 +584,43 @@ clew_span *clew_span_start(clew_tracer *t, const char *name, const clew_span_opt
         parent = &tl_current->ctx;
     }
     bool has_parent = parent != NULL && clew_span_context_is_valid(parent);
+    bool active = !p->disabled && !atomic_load_explicit(&p->shut, memory_order_relaxed);
     clew_span_context *ctx = &s->ctx;
+    ctx->is_remote = false;
+    clew_sampling_decision dec = CLEW_SAMPLING_DROP;
     if (has_parent) {
         ctx->trace_id = parent->trace_id;
         clew__tracestate_copy(&ctx->tracestate, &parent->tracestate);
         ctx->trace_flags = parent->trace_flags & CLEW_TRACE_FLAG_RANDOM;
+        if (active) {
+            dec = clew__sample(p->sampler, parent, &ctx->trace_id, &ctx->tracestate);
+        }
     } else {
+        ctx->tracestate.len = 0;
+        ctx->tracestate.count = 0;
+        ctx->trace_flags = p->id_random ? CLEW_TRACE_FLAG_RANDOM : 0;
+        int fixed = active ? p->root_decision : CLEW_SAMPLING_DROP;
+        if (fixed == CLEW_SAMPLING_DROP && !p->has_idgen) {
+            span_init_dropped_root(s, p);
+            return s;
+        }
         if (p->has_idgen) {
             p->idgen.trace_id(p->idgen.ud, &ctx->trace_id);
         } else {
             clew__rand_trace_id(&ctx->trace_id);
         }
-        ctx->tracestate.len = 0;
-        ctx->tracestate.count = 0;
-        ctx->trace_flags = p->id_random ? CLEW_TRACE_FLAG_RANDOM : 0;
-    }
-    ctx->is_remote = false;
-
-    clew_sampling_decision dec = CLEW_SAMPLING_DROP;
-    if (!p->disabled && !atomic_load_explicit(&p->shut, memory_order_relaxed)) {
-        dec =
-            clew__sample(p->sampler, has_parent ? parent : NULL, &ctx->trace_id, &ctx->tracestate);
+        if (fixed >= 0) {
+            dec = (clew_sampling_decision)fixed;
+        } else {
+            dec = clew__sample(p->sampler, NULL, &ctx->trace_id, &ctx->tracestate);
+        }
     }
     if (dec == CLEW_SAMPLING_DROP) {
         /* the span id of a dropped span is made when somebody first looks at
          * it (span_ensure_id): most dropped spans are never propagated */
         s->recording = 0;
         s->sampled = 0;
-        s->id_pending = 1;
+        s->id_pending = CLEW__PENDING_SPAN_ID;
         return s;
     }
     s->id_pending = 0;
@@ -570,7 +658,7 @@ clew_span *clew_span_start(clew_tracer *t, const char *name, const clew_span_opt
     d->kind = opt->kind >= CLEW_SPAN_KIND_INTERNAL && opt->kind <= CLEW_SPAN_KIND_CONSUMER
                   ? (clew_span_kind)opt->kind
                   : CLEW_KIND_INTERNAL;
-    d->start_ns = opt->start_ns ? opt->start_ns : clew__now_unix_ns();
+    d->start_ns = opt->start_ns ? opt->start_ns : clew__span_now_ns();
     d->resource = &p->resource;
     d->scope = &t->scope;
     for (size_t i = 0; i < opt->n_attrs && opt->attrs != NULL; i++) {
@@ -580,6 +668,28 @@ clew_span *clew_span_start(clew_tracer *t, const char *name, const clew_span_opt
         link_add(s, &opt->links[i]);
     }
     return s;
+}
+
+/* The fast path: a dropped root from a free span of this thread's pool, in
+ * as few instructions (and as few registers to save) as possible; anything
+ * else goes to span_start_full. */
+clew_span *clew_span_start(clew_tracer *t, const char *name, const clew_span_options *opt)
+{
+    if (__builtin_expect(t != NULL, 1) && (opt == NULL || opt->parent == NULL) &&
+        (tl_current == NULL || (opt != NULL && opt->root))) {
+        clew_provider *p = t->provider;
+        clew__tpool *pool = tl_pool;
+        if (p->root_decision == CLEW_SAMPLING_DROP && !p->has_idgen && pool != NULL &&
+            pool->free != NULL) {
+            clew_span *s = pool->free;
+            pool->free = s->next;
+            pool->n_free--;
+            pool->out++;
+            span_init_dropped_root(s, p);
+            return s;
+        }
+    }
+    return span_start_full(t, name, opt);
 }
 
 void clew_span_end(clew_span *s, uint64_t end_ns)
@@ -595,7 +705,7 @@ void clew_span_end(clew_span *s, uint64_t end_ns)
         span_put_local(s);
         return;
     }
-    s->data.end_ns = end_ns ? end_ns : clew__now_unix_ns();
+    s->data.end_ns = end_ns ? end_ns : clew__span_now_ns();
     if (s->data.end_ns < s->data.start_ns) {
         s->data.end_ns = s->data.start_ns;
     }
@@ -654,18 +764,34 @@ void clew_span_set_attrs(clew_span *s, const clew_attr *attrs, size_t n)
     }
 }
 
-void clew_span_set_str(clew_span *s, const char *key, const char *value)
+/* The setters below are thin: the public function only checks that the span
+ * records and tail-calls the worker, so a non-recording span costs a call and
+ * a compare (the worker's register saves are not paid on that path). */
+
+static __attribute__((noinline)) void set_str_rec(clew_span *s, const char *key, const char *value)
 {
-    if (s == NULL || !s->recording || value == NULL || key == NULL || key[0] == '\0') {
+    if (value == NULL || key == NULL || key[0] == '\0') {
         return;
     }
     size_t n = utf8_cut(value, strlen(value), s->provider->limits.attribute_value_length);
-    clew_value v = {.type = CLEW_VALUE_STRING, .u.s = span_strdup(s, value, n)};
-    if (v.u.s.ptr == NULL) {
+    clew_str v = span_strdup(s, value, n);
+    if (v.ptr == NULL) {
         s->data.attrs.dropped++;
         return;
     }
-    span_attr_commit(s, key, &v);
+    clew_value *slot = span_attr_slot(s, key);
+    if (slot != NULL) {
+        slot->type = CLEW_VALUE_STRING;
+        slot->u.s = v;
+    }
+}
+
+void clew_span_set_str(clew_span *s, const char *key, const char *value)
+{
+    if (s == NULL || !s->recording) {
+        return;
+    }
+    set_str_rec(s, key, value);
 }
 
 void clew_span_set_strn(clew_span *s, const char *key, const char *value, size_t len)
@@ -677,14 +803,34 @@ void clew_span_set_strn(clew_span *s, const char *key, const char *value, size_t
     clew_span_set_attr(s, &a);
 }
 
-/* The scalar setters build the value in place: no clew_attr, no type switch. */
+/* The scalar setters write the value in its slot: no clew_attr, no type
+ * switch. The whole union is written, as a fresh value would be. */
+static __attribute__((noinline)) void set_int_rec(clew_span *s, const char *key, int64_t value)
+{
+    clew_value *slot = span_attr_slot(s, key);
+    if (slot != NULL) {
+        slot->type = CLEW_VALUE_INT;
+        slot->u.s = (clew_str){NULL, 0};
+        slot->u.i = value;
+    }
+}
+
 void clew_span_set_int(clew_span *s, const char *key, int64_t value)
 {
     if (s == NULL || !s->recording) {
         return;
     }
-    clew_value v = {.type = CLEW_VALUE_INT, .u.i = value};
-    span_attr_commit(s, key, &v);
+    set_int_rec(s, key, value);
+}
+
+static __attribute__((noinline)) void set_bool_rec(clew_span *s, const char *key, bool value)
+{
+    clew_value *slot = span_attr_slot(s, key);
+    if (slot != NULL) {
+        slot->type = CLEW_VALUE_BOOL;
+        slot->u.s = (clew_str){NULL, 0};
+        slot->u.b = value;
+    }
 }
 
 void clew_span_set_bool(clew_span *s, const char *key, bool value)
@@ -692,8 +838,17 @@ void clew_span_set_bool(clew_span *s, const char *key, bool value)
     if (s == NULL || !s->recording) {
         return;
     }
-    clew_value v = {.type = CLEW_VALUE_BOOL, .u.b = value};
-    span_attr_commit(s, key, &v);
+    set_bool_rec(s, key, value);
+}
+
+static __attribute__((noinline)) void set_double_rec(clew_span *s, const char *key, double value)
+{
+    clew_value *slot = span_attr_slot(s, key);
+    if (slot != NULL) {
+        slot->type = CLEW_VALUE_DOUBLE;
+        slot->u.s = (clew_str){NULL, 0};
+        slot->u.d = value;
+    }
 }
 
 void clew_span_set_double(clew_span *s, const char *key, double value)
@@ -701,8 +856,7 @@ void clew_span_set_double(clew_span *s, const char *key, double value)
     if (s == NULL || !s->recording) {
         return;
     }
-    clew_value v = {.type = CLEW_VALUE_DOUBLE, .u.d = value};
-    span_attr_commit(s, key, &v);
+    set_double_rec(s, key, value);
 }
 
 void clew_span_set_bytes(clew_span *s, const char *key, const void *data, size_t len)
@@ -739,7 +893,7 @@ void clew_span_add_event(clew_span *s, const char *name, const clew_attr *attrs,
         s->event_cap = ncap;
     }
     clew_event_data *e = &d->events[d->n_events];
-    e->time_ns = time_ns ? time_ns : clew__now_unix_ns();
+    e->time_ns = time_ns ? time_ns : clew__span_now_ns();
     e->name = span_strdup(s, name ? name : "", name ? strlen(name) : 0);
     if (e->name.ptr == NULL) {
         d->dropped_events++;
