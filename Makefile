@@ -9,14 +9,18 @@
 #   make fuzz          build libFuzzer targets with clang and run each for FUZZ_SECONDS
 #   make bench         build and run the ingest benchmark
 #   make store-bench   the embedded store end to end: ingest, bytes/span on disk, query latency
+#   make soak          ASan build, then the embedded store's kill -9 crash test run long
+#                      (SOAK_KILLS kills, default 60, in about SOAK_SECONDS, default 600)
 #   make install       install headers, libraries, pkg-config file, CMake package, clew
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
+SOAK_KILLS ?= 60
+SOAK_SECONDS ?= 600
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 ASAN_BUILD = cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEW_WERROR=ON \
 	      -DCLEW_SANITIZE=address,undefined >/dev/null && cmake --build build-asan -j$(JOBS)
 
-.PHONY: all deps run test release-check unit tsan check-format format lint fuzz bench store-bench clean install
+.PHONY: all deps run test release-check unit tsan check-format format lint fuzz bench store-bench soak clean install
 
 all:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -75,6 +79,15 @@ bench: deps all
 
 store-bench: deps all
 	BUILD_DIR=build bash bench/store_bench.sh
+
+# the crash test of `make test` (tests/integration/test_crash_embedded.sh), long: it prints the
+# kills, the traces and spans checked, and fails on any acknowledged span lost or changed
+soak:
+	$(ASAN_BUILD)
+	CLEW_BIN=$(CURDIR)/build-asan/clew CLEW_SOURCE_DIR=$(CURDIR) CLEW_BUILD_DIR=$(CURDIR)/build-asan \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    CRASH_KILLS=$(SOAK_KILLS) CRASH_SECONDS=$(SOAK_SECONDS) \
+	    bash tests/integration/test_crash_embedded.sh
 
 install: all
 	cmake --install build

@@ -4,6 +4,14 @@
 # two client threads, kills the server with SIGKILL at random moments (4 times in ~15 s) and
 # restarts it on the same data dir, then checks through /api/v3/traces/{id} that every
 # acknowledged span is present and identical to what was sent.
+#
+# Knobs (environment), for the long run `make soak`:
+#   CRASH_KILLS    kills while the clients send (default 4; one more follows at the end)
+#   CRASH_SECONDS  about how long the kills take in all (default: 1.5-4 s between kills);
+#                  the gaps are drawn uniformly from 0.5-1.5 times CRASH_SECONDS / CRASH_KILLS
+#   CRASH_TIMEOUT  hard limit for the whole run in seconds (default 90, or a limit derived
+#                  from the two above when they are set)
+#   CRASH_KEEP     1 = keep the work dir (server log, data dir) and print where it is
 set -euo pipefail
 
 : "${CLEW_BIN:?CLEW_BIN must point at the clew binary}"
@@ -12,20 +20,52 @@ command -v python3 >/dev/null 2>&1 || {
     exit 1
 }
 
+kills="${CRASH_KILLS:-4}"
+seconds="${CRASH_SECONDS:-0}"
+case "$kills$seconds" in
+*[!0-9]*)
+    echo "FAIL: CRASH_KILLS and CRASH_SECONDS must be whole numbers" >&2
+    exit 1
+    ;;
+esac
+if [ "$kills" -lt 1 ]; then
+    echo "FAIL: CRASH_KILLS must be at least 1" >&2
+    exit 1
+fi
+limit=90
+if [ "${CRASH_KILLS:-}" != "" ] || [ "$seconds" -gt 0 ]; then
+    # the kills, a restart (WAL replay) per kill, and the checks at the end
+    limit=$((90 + seconds * 2 + kills * 20))
+fi
+limit="${CRASH_TIMEOUT:-$limit}"
+
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ "${CRASH_KEEP:-0}" = 1 ]; then
+    trap 'echo "work dir kept: $work"' EXIT
+else
+    trap 'rm -rf "$work"' EXIT
+fi
 
 # everything (server restarts included) is driven from one python program so that the
 # kill moments and the bookkeeping of acknowledged batches share one clock
-CLEW_WORK="$work" timeout 90 python3 - <<'EOF'
+CLEW_WORK="$work" CRASH_KILLS="$kills" CRASH_SECONDS="$seconds" timeout "$limit" python3 - <<'EOF'
 import json, os, random, signal, socket, subprocess, sys, threading, time
 import urllib.request, urllib.error
 
 clew = os.environ["CLEW_BIN"]
 work = os.environ["CLEW_WORK"]
 data_dir = os.path.join(work, "data")
-KILLS = 4
-rng = random.Random(int(time.time()))
+KILLS = int(os.environ["CRASH_KILLS"])
+SECONDS = float(os.environ["CRASH_SECONDS"])
+seed = int(time.time())
+rng = random.Random(seed)
+print("crash test: %d kills, seed %d" % (KILLS, seed), flush=True)
+
+def gap():
+    if SECONDS <= 0:
+        return rng.uniform(1.5, 4.0)
+    mean = SECONDS / KILLS
+    return rng.uniform(0.5 * mean, 1.5 * mean)
 
 def free_port():
     s = socket.socket()
@@ -98,7 +138,7 @@ def make_batch(n):
         "scopeSpans": [{"scope": {"name": "crash-test"}, "spans": spans}]}]}
 
 lock = threading.Lock()
-acked = {}  # trace id -> sent batch
+acked = {}  # trace id -> n of make_batch(n), the batch sent
 stop = threading.Event()
 counter = [0]
 
@@ -115,7 +155,7 @@ def sender(k):
             with urllib.request.urlopen(req, timeout=3) as r:
                 if r.status == 200:
                     with lock:
-                        acked[tid] = body
+                        acked[tid] = n  # make_batch(n) rebuilds the body for the check
         except Exception:
             time.sleep(0.02)  # server down or refusing: not acknowledged
 
@@ -124,11 +164,17 @@ threads = [threading.Thread(target=sender, args=(k,)) for k in range(2)]
 for t in threads:
     t.start()
 kills = 0
+t_start = time.time()
 for _ in range(KILLS):
-    time.sleep(rng.uniform(1.5, 4.0))
+    time.sleep(gap())
     server.send_signal(signal.SIGKILL)
     server.wait()
     kills += 1
+    if KILLS > 10 and kills % 10 == 0:
+        with lock:
+            n_acked = len(acked)
+        print("  %d kills in %.0f s, %d traces acknowledged so far" %
+              (kills, time.time() - t_start, n_acked), flush=True)
     time.sleep(rng.uniform(0.0, 0.3))
     start()
 time.sleep(1.0)
@@ -172,24 +218,55 @@ def canon_batch(b):
                 out.append(canon_span(s, svc))
     return sorted(out)
 
+# the checks: two threads, one keep-alive connection each (the server has two workers); a long
+# run has hundreds of thousands of traces
+import http.client
+
+def fetch(conn_box, tid):
+    for attempt in range(2):
+        try:
+            if conn_box[0] is None:
+                conn_box[0] = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+            conn_box[0].request("GET", "/api/v3/traces/%s" % tid)
+            r = conn_box[0].getresponse()
+            body = r.read()
+            if r.status != 200:
+                return "HTTP %d" % r.status
+            return canon_batch(json.loads(body)["result"])
+        except (http.client.HTTPException, OSError):
+            conn_box[0].close()
+            conn_box[0] = None
+            if attempt == 1:
+                return "no answer"
+
 passed = failed = 0
 spans_checked = 0
-for tid, body in sorted(acked.items()):
-    want = canon_batch(body)
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/api/v3/traces/%s" % (http_port, tid),
-                                    timeout=5) as r:
-            got = canon_batch(json.loads(r.read())["result"])
-    except urllib.error.HTTPError as e:
-        got = "HTTP %d" % e.code
-    spans_checked += len(want)
-    if got == want:
-        passed += 1
-    else:
-        failed += 1
-        if failed <= 5:
-            print("acknowledged trace %s differs or is missing after the crashes:\n  want %r\n  got  %r"
-                  % (tid, want, got), file=sys.stderr)
+report_lock = threading.Lock()
+items = sorted(acked.items())
+
+def checker(part):
+    global passed, failed, spans_checked
+    conn_box = [None]
+    for tid, n in part:
+        want = canon_batch(make_batch(n)[1])
+        got = fetch(conn_box, tid)
+        with report_lock:
+            spans_checked += len(want)
+            if got == want:
+                passed += 1
+            else:
+                failed += 1
+                if failed <= 5:
+                    print("acknowledged trace %s differs or is missing after the crashes:\n"
+                          "  want %r\n  got  %r" % (tid, want, got), file=sys.stderr)
+
+t_check = time.time()
+checkers = [threading.Thread(target=checker, args=(items[k::2],)) for k in range(2)]
+for t in checkers:
+    t.start()
+for t in checkers:
+    t.join()
+check_secs = time.time() - t_check
 
 server.send_signal(signal.SIGTERM)
 try:
@@ -198,9 +275,9 @@ except subprocess.TimeoutExpired:
     server.kill()
     print("FAIL: clew serve did not stop on SIGTERM", file=sys.stderr)
     failed += 1
-print("%d kills, %d sent, %d acknowledged traces, %d spans checked" %
-      (kills, counter[0], len(acked), spans_checked))
-print("%d passed, %d failed" % (passed, failed))
+print("%d kills, %d sent, %d acknowledged traces, %d traces and %d spans checked" %
+      (kills, counter[0], len(acked), passed + failed, spans_checked))
+print("%d passed, %d failed (checked in %.0f s)" % (passed, failed, check_secs))
 if len(acked) < 20:
     print("FAIL: too few acknowledged batches (%d) for the test to mean anything" % len(acked),
           file=sys.stderr)

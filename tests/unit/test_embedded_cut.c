@@ -87,6 +87,8 @@ typedef struct opts {
     uint64_t max_disk;
     clew_wal_fsync_mode mode;
     size_t compact_min;
+    size_t block_size; /* 0 = the store's default */
+    size_t max_traces; /* block_max_traces; 0 = the store's default */
 } opts;
 
 static clew_store *open_store(const char *dir, const opts *o, clew_embedded_replay_stats *rs)
@@ -98,6 +100,8 @@ static clew_store *open_store(const char *dir, const opts *o, clew_embedded_repl
     cfg.io = o ? o->io : NULL;
     cfg.max_disk_bytes = o ? o->max_disk : 0;
     cfg.compact_min_blocks = o && o->compact_min ? o->compact_min : 100;
+    cfg.block_size = o ? o->block_size : 0;
+    cfg.block_max_traces = o ? o->max_traces : 0;
     cfg.wal_segment_size = 64 * 1024;
     cfg.manual_cut = true;
     clew_store *s = NULL;
@@ -247,7 +251,7 @@ static void crash_at(const char *point)
     make_dir(dir, sizeof(dir));
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
-    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0};
+    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 0};
     clew_store *s = open_store(dir, &o, NULL);
     uint64_t t0 = now_wall();
     /* one block already there, so the replay has something to deduplicate against */
@@ -347,7 +351,7 @@ static void test_max_disk_removes_oldest_first(void **state)
     snprintf(p2, sizeof(p2), "%s/blocks/b0000000002.block", dir);
     uint64_t second = file_size_of(p2);
 
-    opts o = {NULL, second + 1, CLEW_WAL_FSYNC_INTERVAL, 0};
+    opts o = {NULL, second + 1, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 0};
     s = open_store(dir, &o, NULL);
     assert_int_equal(clew__embedded_store_n_blocks(s), 2);
     assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK); /* runs maintenance */
@@ -416,7 +420,7 @@ static void compaction_run(const char *point)
     make_dir(dir, sizeof(dir));
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
-    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 3};
+    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 3, 0, 0};
     clew_store *s = open_store(dir, &o, NULL);
     uint64_t t0 = now_wall();
     clew_trace_id t = tid(31, 1);
@@ -659,6 +663,235 @@ static void test_memory_store_list_and_remove(void **state)
     clew__store_destroy(m);
 }
 
+/* Head bytes (the memory store's measure of span data) of whatever the store holds now. */
+static size_t head_bytes_of(clew_store *s)
+{
+    clew_store_stats st;
+    memset(&st, 0, sizeof(st));
+    s->ops->stats(s, &st);
+    return (size_t)st.bytes;
+}
+
+/* Every trace tid(hi, 0..n) has `spans` spans, once each, and a search by service finds
+ * `total` traces (the store holds no others of that service), each with all its spans. */
+static void expect_all(clew_store *s, uint64_t hi, size_t n, size_t spans, size_t total)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        size_t got = count_spans(s, tid(hi, i));
+        if (got != spans) {
+            fail_msg("trace %llu/%llu has %zu spans, want %zu", (unsigned long long)hi,
+                     (unsigned long long)i, got, spans);
+        }
+    }
+    clew_search_query q;
+    memset(&q, 0, sizeof(q));
+    q.limit = total + 10;
+    q.service = (clew_str){"chunky", 6};
+    clew_search_result *r = NULL;
+    assert_int_equal(s->ops->search(s, &q, &r), CLEW_OK);
+    assert_int_equal(r->n_traces, total);
+    for (size_t i = 0; i < r->n_traces; i++) {
+        assert_int_equal(r->traces[i].span_count, spans);
+    }
+    clew__search_result_free(r);
+}
+
+/* A head several times the block size is cut into several blocks, each holding at most
+ * block_size bytes of the head's span data (one trace more would not fit), and every trace
+ * comes back whole, also after a reopen; a trace count bound cuts the same way. */
+static void test_cut_in_chunks(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof(dir));
+    uint64_t t0 = now_wall();
+    const size_t n = 40;
+    clew_store *s = open_store(dir, NULL, NULL);
+    for (uint64_t i = 0; i < n; i++) {
+        assert_int_equal(put(s, tid(41, i), "chunky", 1, 4, t0 + i * 1000000), CLEW_OK);
+    }
+    size_t head = head_bytes_of(s);
+    clew__store_destroy(s); /* manual_cut: nothing is cut on close, the WAL keeps it all */
+
+    /* the same head, replayed, with a block size of a fifth of it */
+    opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, head / 5, 0};
+    clew_embedded_replay_stats rs;
+    s = open_store(dir, &o, &rs);
+    assert_int_equal(rs.traces, n);
+    assert_int_equal(head_bytes_of(s), head);
+    size_t cut = 0;
+    assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK);
+    assert_int_equal(cut, n);
+    size_t nb = clew__embedded_store_n_blocks(s);
+    /* every chunk but the last is more than half full (the traces are all the same size),
+     * so 5 <= blocks <= 2 * 5 + 1 */
+    if (nb < 5 || nb > 11) {
+        fail_msg("a head of %zu bytes with block size %zu was cut into %zu blocks", head, head / 5,
+                 nb);
+    }
+    assert_int_equal(count_files(dir, "blocks", ".block"), nb);
+    expect_all(s, 41, n, 4, n);
+    clew_store_stats st;
+    memset(&st, 0, sizeof(st));
+    s->ops->stats(s, &st);
+    assert_int_equal(st.spans, n * 4);
+    assert_int_equal(st.traces, n);
+    clew__store_destroy(s);
+    /* the WAL was released after the last chunk: nothing to replay, all in blocks */
+    s = open_store(dir, &o, &rs);
+    assert_int_equal(rs.traces, 0);
+    assert_int_equal(rs.blocks, nb);
+    expect_all(s, 41, n, 4, n);
+    clew__store_destroy(s);
+    remove_dir(dir);
+
+    /* the trace count bound: 20 traces, at most 6 per block -> 6 + 6 + 6 + 2 */
+    make_dir(dir, sizeof(dir));
+    opts o2 = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 6};
+    s = open_store(dir, &o2, NULL);
+    for (uint64_t i = 0; i < 20; i++) {
+        assert_int_equal(put(s, tid(42, i), "chunky", 1, 3, t0 + i * 1000000), CLEW_OK);
+    }
+    assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK);
+    assert_int_equal(cut, 20);
+    assert_int_equal(clew__embedded_store_n_blocks(s), 4);
+    expect_all(s, 42, 20, 3, 20);
+    clew__store_destroy(s);
+    remove_dir(dir);
+}
+
+/* A crash during a cut of several chunks (`point`, its nth hit after arming), a power cut
+ * and a reopen: every acknowledged span is there exactly once, and the next cut works. */
+static void crash_in_chunks(const char *point, unsigned nth)
+{
+    char dir[64];
+    make_dir(dir, sizeof(dir));
+    clew_fileio *io = NULL;
+    assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
+    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 4};
+    clew_store *s = open_store(dir, &o, NULL);
+    uint64_t t0 = now_wall();
+    /* an earlier cut (two chunks), so that the replay and the cut deduplicate against
+     * blocks */
+    for (uint64_t i = 0; i < 5; i++) {
+        assert_int_equal(put(s, tid(43, i), "chunky", 1, 3, t0), CLEW_OK);
+    }
+    assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    assert_int_equal(clew__embedded_store_n_blocks(s), 2);
+    /* 15 traces in the head: 4 chunks; tid(43, i) goes on across the cut, with span 3
+     * sent again (a client's retry) */
+    for (uint64_t i = 0; i < 5; i++) {
+        assert_int_equal(put(s, tid(43, i), "chunky", 3, 3, t0), CLEW_OK);
+    }
+    for (uint64_t i = 0; i < 10; i++) {
+        assert_int_equal(put(s, tid(44, i), "chunky", 1, 2, t0 + 1000000), CLEW_OK);
+    }
+    clew__fileio_powerloss_arm(io, point, nth);
+    assert_int_not_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    clew__store_destroy(s);
+    clew__fileio_powerloss_cut(io);
+
+    clew_embedded_replay_stats rs;
+    s = open_store(dir, &o, &rs);
+    for (uint64_t i = 0; i < 5; i++) {
+        if (count_spans(s, tid(43, i)) != 5) {
+            fail_msg("crash at %s #%u: trace 43/%llu has %zu spans, want 5", point, nth,
+                     (unsigned long long)i, count_spans(s, tid(43, i)));
+        }
+    }
+    for (uint64_t i = 0; i < 10; i++) {
+        if (count_spans(s, tid(44, i)) != 2) {
+            fail_msg("crash at %s #%u: trace 44/%llu lost or duplicated spans", point, nth,
+                     (unsigned long long)i);
+        }
+    }
+    clew_store_stats st;
+    memset(&st, 0, sizeof(st));
+    s->ops->stats(s, &st);
+    if (st.spans != 45) {
+        fail_msg("crash at %s #%u: %llu spans stored, want 45", point, nth,
+                 (unsigned long long)st.spans);
+    }
+    /* the store goes on: the next cut puts the rest into blocks and releases the WAL */
+    assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    clew__store_destroy(s);
+    s = open_store(dir, &o, &rs);
+    assert_int_equal(rs.traces, 0);
+    memset(&st, 0, sizeof(st));
+    s->ops->stats(s, &st);
+    assert_int_equal(st.spans, 45);
+    for (uint64_t i = 0; i < 5; i++) {
+        assert_int_equal(count_spans(s, tid(43, i)), 5);
+    }
+    clew__store_destroy(s);
+    clew__fileio_powerloss_destroy(io);
+    remove_dir(dir);
+}
+
+static void test_crash_between_chunks(void **state)
+{
+    (void)state;
+    /* after the 1st and 3rd of 4 chunks; inside the 2nd chunk's block write (before and
+     * after its rename), and while the WAL is released after the last chunk */
+    crash_in_chunks("cut.chunk", 1);
+    crash_in_chunks("cut.chunk", 3);
+    crash_in_chunks("block.written", 2);
+    crash_in_chunks("block.renamed", 2);
+    crash_in_chunks("block.dir_synced", 4);
+    crash_in_chunks("wal.segment.deleting", 1);
+}
+
+/* Compaction holds every span of the blocks it merges decoded, so it keeps to the cut's
+ * bound too: blocks small on disk but whose spans would take more than block_size decoded
+ * are not merged. */
+static void test_compaction_is_bounded(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof(dir));
+    uint64_t t0 = now_wall();
+    clew_store *s = open_store(dir, NULL, NULL);
+    for (uint64_t i = 0; i < 10; i++) {
+        assert_int_equal(put(s, tid(45, i), "chunky", 1, 8, t0), CLEW_OK);
+    }
+    size_t head = head_bytes_of(s); /* one cut's worth, decoded */
+    clew__store_destroy(s);
+    remove_dir(dir);
+
+    /* three such cuts are together 1.5 block sizes decoded, each block a few KiB on disk
+     * (far under a quarter of the block size): before the bound they were merged */
+    make_dir(dir, sizeof(dir));
+    opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 2 * head, 0};
+    s = open_store(dir, &o, NULL);
+    for (uint64_t k = 0; k < 3; k++) {
+        for (uint64_t i = 0; i < 10; i++) {
+            assert_int_equal(put(s, tid(46 + k, i), "chunky", 1, 8, t0), CLEW_OK);
+        }
+        assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    }
+    assert_true(count_files(dir, "blocks", ".block") == 3);
+    assert_int_equal(clew__embedded_store_n_blocks(s), 3);
+    clew__store_destroy(s);
+    remove_dir(dir);
+
+    /* the same three cuts with room for them: merged into one */
+    make_dir(dir, sizeof(dir));
+    opts big = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 64 * head, 0};
+    s = open_store(dir, &big, NULL);
+    for (uint64_t k = 0; k < 3; k++) {
+        for (uint64_t i = 0; i < 10; i++) {
+            assert_int_equal(put(s, tid(46 + k, i), "chunky", 1, 8, t0), CLEW_OK);
+        }
+        assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    }
+    assert_int_equal(clew__embedded_store_n_blocks(s), 1);
+    for (uint64_t k = 0; k < 3; k++) {
+        expect_all(s, 46 + k, 10, 8, 30);
+    }
+    clew__store_destroy(s);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -671,6 +904,9 @@ int main(void)
         cmocka_unit_test(test_background_cuts_during_ingest),
         cmocka_unit_test(test_compaction),
         cmocka_unit_test(test_pending_traces_keep_their_wal_segments),
+        cmocka_unit_test(test_cut_in_chunks),
+        cmocka_unit_test(test_crash_between_chunks),
+        cmocka_unit_test(test_compaction_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

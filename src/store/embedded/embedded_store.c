@@ -56,6 +56,11 @@
 #define MAX_TENANT_LEN 65535u /* the SPANS and DECISION payloads store a u16 length */
 #define MAX_REASON_LEN 65535u
 #define DEFAULT_QUEUE  ((size_t)64 << 20) /* the WAL's own default queue */
+/* A cut chunk and a compaction hold at most this many traces unless configured. */
+#define DEFAULT_BLOCK_TRACES ((size_t)1 << 18)
+/* Head (decoded) bytes per span assumed before a cut has measured it: the memory store held
+ * the reference workload at about 1.1 KiB per span (bench/README.md). */
+#define DEFAULT_BYTES_PER_SPAN ((size_t)1024)
 
 typedef struct embedded_store {
     clew_store base;
@@ -73,7 +78,9 @@ typedef struct embedded_store {
     clew_fileio *io;
     char *dir;
     uint64_t block_duration_ns;
-    size_t block_size;
+    size_t block_size;       /* head span bytes per block: the cut's trigger and chunk */
+    size_t block_max_traces; /* traces per block at most (a cut chunk, a compaction) */
+    size_t bytes_per_span;   /* under cut_mu: head bytes per span seen by the last cut */
     uint64_t retention_ns;
     uint64_t max_disk_bytes;
     size_t compact_min_blocks;
@@ -1303,6 +1310,12 @@ static void recover_compactions(embedded_store *es, const char *bdir)
     }
 }
 
+static int trace_id_cmp(const void *a, const void *b)
+{
+    return memcmp(((const clew_trace_id *)a)->bytes, ((const clew_trace_id *)b)->bytes,
+                  sizeof(((const clew_trace_id *)a)->bytes));
+}
+
 /* Merges blocks [first, first + n) of the set into one. Caller holds cut_mu. */
 static clew_status compact_range(embedded_store *es, size_t first, size_t n)
 {
@@ -1325,16 +1338,21 @@ static clew_status compact_range(embedded_store *es, size_t first, size_t n)
         q.limit = grp[i]->info.n_traces > 0 ? grp[i]->info.n_traces : 1;
         clew_search_result *r = NULL;
         rc = clew__block_search(grp[i]->b, &q, &r, &err);
-        for (size_t j = 0; rc == CLEW_OK && j < r->n_traces; j++) {
-            bool seen = false;
-            for (size_t k = 0; k < n_ids && !seen; k++) {
-                seen = memcmp(ids[k].bytes, r->traces[j].trace_id.bytes, 16) == 0;
-            }
-            if (!seen && n_ids < cap) {
-                ids[n_ids++] = r->traces[j].trace_id;
-            }
+        for (size_t j = 0; rc == CLEW_OK && j < r->n_traces && n_ids < cap; j++) {
+            ids[n_ids++] = r->traces[j].trace_id;
         }
         clew__search_result_free(r);
+    }
+    /* a trace split across the blocks is merged once: sort, then keep one of each id */
+    if (rc == CLEW_OK && n_ids > 1) {
+        qsort(ids, n_ids, sizeof(*ids), trace_id_cmp);
+        size_t u = 1;
+        for (size_t k = 1; k < n_ids; k++) {
+            if (memcmp(ids[u - 1].bytes, ids[k].bytes, sizeof(ids[k].bytes)) != 0) {
+                ids[u++] = ids[k];
+            }
+        }
+        n_ids = u;
     }
     for (size_t k = 0; k < n_ids && rc == CLEW_OK; k++) {
         size_t np = 0;
@@ -1452,22 +1470,33 @@ static clew_status compact_range(embedded_store *es, size_t first, size_t n)
 /* One compaction per pass at most: the first run of enough small blocks of one window. */
 static clew_status compact(embedded_store *es)
 {
+    /* compact_range holds every trace of the run decoded (twice: the blocks' copies and the
+     * merged ones) while the writer works, and a block is 20-60 times smaller on disk than
+     * decoded: so the run is bounded like a cut chunk, by its estimated decoded size (spans
+     * times the head bytes per span the last cut saw) and its trace count, besides its size
+     * on disk */
     uint64_t small = es->block_size / 4, window = es->block_duration_ns * 12;
+    uint64_t per_span = es->bytes_per_span;
     size_t i = 0;
     while (i < es->n_blocks) {
         size_t j = i;
-        uint64_t lo = UINT64_MAX, hi = 0, bytes = 0;
+        uint64_t lo = UINT64_MAX, hi = 0, bytes = 0, decoded = 0, traces = 0;
         while (j < es->n_blocks) {
             blk *k = es->blocks[j];
             uint64_t nlo = k->info.min_start_ns < lo ? k->info.min_start_ns : lo;
             uint64_t nhi = k->info.max_end_ns > hi ? k->info.max_end_ns : hi;
-            if (atomic_load(&k->bad) || k->info.file_size >= small ||
-                bytes + k->info.file_size > es->block_size || (nhi > nlo && nhi - nlo > window)) {
+            uint64_t dec = k->info.n_spans * per_span;
+            if (atomic_load(&k->bad) || k->info.file_size >= small || dec >= small ||
+                bytes + k->info.file_size > es->block_size || decoded + dec > es->block_size ||
+                traces + k->info.n_traces > es->block_max_traces ||
+                (nhi > nlo && nhi - nlo > window)) {
                 break;
             }
             lo = nlo;
             hi = nhi;
             bytes += k->info.file_size;
+            decoded += dec;
+            traces += k->info.n_traces;
             j++;
         }
         if (j - i >= es->compact_min_blocks) {
@@ -1539,6 +1568,188 @@ static clew_status update_pending_bounds(embedded_store *es, const clew_memory_t
     return CLEW_OK;
 }
 
+/* Leaves out of head copy `t` the spans a block already holds (a client's retry after an
+ * earlier cut), so no span is written twice. One bloom check per block and one block read
+ * per block that may hold the trace: per trace, not per span. Caller holds cut_mu (the only
+ * writer of the block set). */
+static clew_status drop_spans_held_by_blocks(embedded_store *es, clew_trace_result *t)
+{
+    for (size_t b = 0; b < es->n_blocks && t->n_spans > 0; b++) {
+        blk *k = es->blocks[b];
+        if (atomic_load(&k->bad)) {
+            continue;
+        }
+        clew_error err;
+        memset(&err, 0, sizeof(err));
+        bool may = false;
+        clew_status rc = clew__block_may_contain(k->b, &t->trace_id, &may, &err);
+        if (rc != CLEW_OK || !may) {
+            continue;
+        }
+        clew_trace_result *old = NULL;
+        rc = clew__block_get_trace(k->b, &t->trace_id, &old, &err);
+        if (rc == CLEW_ENOMEM) {
+            return rc;
+        }
+        if (rc != CLEW_OK) {
+            /* not there, or corrupt (reads as "not held", as on replay) */
+            continue;
+        }
+        size_t keep = 0;
+        for (size_t i = 0; i < t->n_spans; i++) {
+            bool held = false;
+            for (size_t j = 0; j < old->n_spans && !held; j++) {
+                held = memcmp(old->spans[j]->span_id.bytes, t->spans[i]->span_id.bytes,
+                              sizeof(t->spans[i]->span_id.bytes)) == 0;
+            }
+            if (!held) {
+                t->spans[keep++] = t->spans[i];
+            }
+        }
+        t->n_spans = keep;
+        clew__trace_result_free(old);
+    }
+    return CLEW_OK;
+}
+
+/* What a cut did so far, over all its chunks. */
+typedef struct cut_totals {
+    size_t blocks;  /* chunks written as blocks */
+    size_t kept;    /* traces written */
+    uint64_t spans; /* spans written */
+    size_t dropped; /* DROPPED traces discarded */
+    size_t pending; /* PENDING traces left in the head */
+    size_t busy;    /* traces that grew while copied: left in the head whole */
+    char first[32], last[32];
+} cut_totals;
+
+/* One chunk of a cut: starting at refs[*next], copies KEPT traces until the copies hold
+ * es->block_size bytes of the head's span data or es->block_max_traces traces (at least one
+ * trace, however large), writes them as one block, reads it back, serves it, and removes
+ * from the head the traces of refs[*next .. end) it wrote plus the DROPPED ones there.
+ * *next becomes `end`. So the copies and the block writer's working memory are bounded by
+ * the configuration, not by the head. Caller holds cut_mu. On failure nothing of this
+ * chunk has left the head (earlier chunks are in blocks). */
+static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, size_t n_refs,
+                             size_t *next, cut_totals *tot)
+{
+    size_t start = *next, cap = es->block_max_traces;
+    if (cap > n_refs - start) {
+        cap = n_refs - start;
+    }
+    clew_trace_result **copies = clew__calloc(cap > 0 ? cap : 1, sizeof(*copies));
+    clew_block_trace *bt = clew__calloc(cap > 0 ? cap : 1, sizeof(*bt));
+    clew_status rc = copies != NULL && bt != NULL ? CLEW_OK : CLEW_ENOMEM;
+    size_t n_kept = 0, bytes = 0, end = start;
+    uint64_t n_spans = 0, t_start = now_ns(), t_copied = 0, t_written = 0;
+    for (; end < n_refs && rc == CLEW_OK; end++) {
+        clew_memory_trace_ref *r = &refs[end];
+        if (r->state == CLEW_TRACE_PENDING) {
+            tot->pending++;
+            continue;
+        }
+        if (r->state == CLEW_TRACE_DROPPED) {
+            /* the sampler dropped it: not written; removed below */
+            continue;
+        }
+        if (n_kept > 0 && (n_kept >= cap || bytes + r->bytes > es->block_size)) {
+            break; /* the next chunk starts here */
+        }
+        clew_trace_result *t = NULL;
+        rc = es->head->ops->get_trace(es->head, &r->id, &t);
+        if (rc == CLEW_ENOTFOUND) {
+            rc = CLEW_OK;
+            continue;
+        }
+        if (rc != CLEW_OK) {
+            break;
+        }
+        r->n_spans = (uint32_t)t->n_spans; /* what the head lets go of */
+        bytes += r->bytes;
+        rc = drop_spans_held_by_blocks(es, t);
+        if (rc != CLEW_OK || t->n_spans == 0) {
+            clew__trace_result_free(t);
+            continue;
+        }
+        copies[n_kept] = t;
+        bt[n_kept] = (clew_block_trace){t->trace_id, t->spans, t->n_spans, t->meta};
+        n_spans += t->n_spans;
+        n_kept++;
+    }
+    char name[32] = "";
+    t_copied = now_ns();
+    t_written = t_copied;
+    if (rc == CLEW_OK && n_kept > 0) {
+        uint64_t seq = es->next_seq;
+        snprintf(name, sizeof(name), "b%010llu", (unsigned long long)seq);
+        clew_error err;
+        memset(&err, 0, sizeof(err));
+        rc = clew__block_write(es->io, es->dir, name, bt, n_kept, NULL, &err);
+        t_written = now_ns();
+        if (rc != CLEW_OK) {
+            logf_(es, CLEW_WAL_LOG_ERROR,
+                  "cut: writing block %s failed: %s (%s); the traces "
+                  "stay in the head and the WAL",
+                  name, clew_strerror(rc), err.msg);
+        } else {
+            es->next_seq = seq + 1;
+            char file[40];
+            snprintf(file, sizeof(file), "%s.block", name);
+            rc = check_new_block(es, file);
+            if (rc == CLEW_OK) {
+                pthread_rwlock_wrlock(&es->blocks_lock);
+                rc = open_block(es, file, seq);
+                pthread_rwlock_unlock(&es->blocks_lock);
+            }
+        }
+    }
+    /* the head's copy of what is freed below is what the estimate of decoded bytes per
+     * span (compaction's bound) learns from */
+    if (rc == CLEW_OK && n_spans > 0) {
+        es->bytes_per_span = bytes / n_spans > 0 ? bytes / n_spans : 1;
+    }
+    /* the block is durable and served: the head copies can go (the query layer would
+     * deduplicate them anyway, so no reader sees a gap or a double) */
+    for (size_t i = start; i < end && rc == CLEW_OK; i++) {
+        if (refs[i].state == CLEW_TRACE_PENDING) {
+            continue;
+        }
+        clew_status r2 = clew__memory_store_remove_trace(es->head, &refs[i].id, refs[i].n_spans);
+        if (r2 == CLEW_EBUSY) {
+            tot->busy++;
+        } else if (r2 == CLEW_OK && refs[i].state == CLEW_TRACE_DROPPED) {
+            tot->dropped++;
+        }
+    }
+    for (size_t i = 0; i < n_kept; i++) {
+        clew__trace_result_free(copies[i]);
+    }
+    clew__free(copies);
+    clew__free(bt);
+    if (rc == CLEW_OK && n_kept > 0) {
+        tot->blocks++;
+        tot->kept += n_kept;
+        tot->spans += n_spans;
+        if (tot->blocks == 1) {
+            snprintf(tot->first, sizeof(tot->first), "%s", name);
+        }
+        snprintf(tot->last, sizeof(tot->last), "%s", name);
+        uint64_t t_end = now_ns();
+        if (end < n_refs || tot->blocks > 1) {
+            logf_(es, CLEW_WAL_LOG_INFO,
+                  "cut: part %zu: %zu traces (%llu spans, %zu head bytes) into block %s in %.2f s "
+                  "(copy %.2f s, write %.2f s, read back and swap %.2f s)",
+                  tot->blocks, n_kept, (unsigned long long)n_spans, bytes, name,
+                  (double)(t_end - t_start) / 1e9, (double)(t_copied - t_start) / 1e9,
+                  (double)(t_written - t_copied) / 1e9, (double)(t_end - t_written) / 1e9);
+        }
+    }
+    if (rc == CLEW_OK) {
+        *next = end;
+    }
+    return rc;
+}
+
 /* The cut (docs/internals/embedded.md, "The cut"). Caller holds cut_mu. */
 static clew_status cut_locked(embedded_store *es, size_t *out_traces)
 {
@@ -1582,91 +1793,21 @@ static clew_status cut_locked(embedded_store *es, size_t *out_traces)
     if (rc != CLEW_OK) {
         return rc;
     }
-    clew_trace_result **copies = clew__calloc(n_refs > 0 ? n_refs : 1, sizeof(*copies));
-    clew_block_trace *bt = clew__calloc(n_refs > 0 ? n_refs : 1, sizeof(*bt));
-    if (copies == NULL || bt == NULL) {
-        rc = CLEW_ENOMEM;
-    }
-    size_t n_kept = 0, n_pending = 0, n_dropped = 0;
-    uint64_t n_spans = 0;
-    for (size_t i = 0; i < n_refs && rc == CLEW_OK; i++) {
-        if (refs[i].state == CLEW_TRACE_PENDING) {
-            n_pending++;
-            continue;
-        }
-        if (refs[i].state == CLEW_TRACE_DROPPED) {
-            /* the sampler dropped it: not written; removed below */
-            continue;
-        }
-        clew_trace_result *t = NULL;
-        rc = es->head->ops->get_trace(es->head, &refs[i].id, &t);
-        if (rc == CLEW_ENOTFOUND) {
-            rc = CLEW_OK;
-            continue;
-        }
-        if (rc != CLEW_OK) {
-            break;
-        }
-        refs[i].n_spans = (uint32_t)t->n_spans; /* what the head lets go of */
-        /* a span an older block already holds (a client's retry after a cut) is not
-         * written twice */
-        size_t keep = 0;
-        for (size_t j = 0; j < t->n_spans; j++) {
-            if (!span_in_blocks(es, t->spans[j])) {
-                t->spans[keep++] = t->spans[j];
-            }
-        }
-        t->n_spans = keep;
-        if (keep == 0) {
-            clew__trace_result_free(t);
-            continue;
-        }
-        copies[n_kept] = t;
-        bt[n_kept].trace_id = t->trace_id;
-        bt[n_kept].spans = t->spans;
-        bt[n_kept].n_spans = t->n_spans;
-        bt[n_kept].meta = t->meta;
-        n_spans += t->n_spans;
-        n_kept++;
-    }
-    char name[32] = "";
-    if (rc == CLEW_OK && n_kept > 0) {
-        uint64_t seq = es->next_seq;
-        snprintf(name, sizeof(name), "b%010llu", (unsigned long long)seq);
-        clew_error err;
-        memset(&err, 0, sizeof(err));
-        rc = clew__block_write(es->io, es->dir, name, bt, n_kept, NULL, &err);
-        if (rc != CLEW_OK) {
-            logf_(es, CLEW_WAL_LOG_ERROR,
-                  "cut: writing block %s failed: %s (%s); the traces "
-                  "stay in the head and the WAL",
-                  name, clew_strerror(rc), err.msg);
-        } else {
-            es->next_seq = seq + 1;
-            char file[40];
-            snprintf(file, sizeof(file), "%s.block", name);
-            rc = check_new_block(es, file);
-            if (rc == CLEW_OK) {
-                pthread_rwlock_wrlock(&es->blocks_lock);
-                rc = open_block(es, file, seq);
-                pthread_rwlock_unlock(&es->blocks_lock);
-            }
+    /* chunk by chunk, each one a block: a chunk's traces leave the head as soon as their
+     * block is served, so a cut never holds a second copy of the whole head */
+    cut_totals tot;
+    memset(&tot, 0, sizeof(tot));
+    size_t next = 0;
+    uint64_t t0 = now_ns();
+    while (rc == CLEW_OK && next < n_refs) {
+        rc = cut_chunk(es, refs, n_refs, &next, &tot);
+        if (rc == CLEW_OK && next < n_refs) {
+            rc = es->io->crash_point(es->io, "cut.chunk");
         }
     }
-    /* the block is durable and served: the head copies can go (the query layer would
-     * deduplicate them anyway, so no reader sees a gap or a double) */
-    size_t busy = 0;
-    for (size_t i = 0; i < n_refs && rc == CLEW_OK; i++) {
-        if (refs[i].state == CLEW_TRACE_PENDING) {
-            continue;
-        }
-        clew_status r2 = clew__memory_store_remove_trace(es->head, &refs[i].id, refs[i].n_spans);
-        if (r2 == CLEW_EBUSY) {
-            busy++;
-        } else if (r2 == CLEW_OK && refs[i].state == CLEW_TRACE_DROPPED) {
-            n_dropped++;
-        }
-    }
+    /* The WAL segments go only once EVERY chunk is in a block: a chunk that failed left its
+     * traces in the head, and their records are still needed. A failed cut changes no
+     * bound either (the blocks written so far are durable; a replay skips their spans). */
     size_t released = 0;
     uint64_t release_below = seg;
     if (rc == CLEW_OK) {
@@ -1675,21 +1816,28 @@ static clew_status cut_locked(embedded_store *es, size_t *out_traces)
     if (rc == CLEW_OK && release_below > 0) {
         rc = clew__wal_release_segments_before(es->wal, release_below, &released);
     }
-    if (rc == CLEW_OK && (n_kept > 0 || n_dropped > 0 || released > 0)) {
+    if (rc == CLEW_OK && (tot.kept > 0 || tot.dropped > 0 || released > 0)) {
+        char blocks[112];
+        if (tot.blocks > 1) {
+            snprintf(blocks, sizeof(blocks), "%zu blocks %s..%s", tot.blocks, tot.first, tot.last);
+        } else {
+            snprintf(blocks, sizeof(blocks), "block %s", tot.blocks > 0 ? tot.first : "(none)");
+        }
         logf_(es, CLEW_WAL_LOG_INFO,
-              "cut: %zu traces (%llu spans) into block %s, %zu dropped traces discarded, %zu "
-              "kept in the head (%zu pending, %zu still growing), %zu WAL segments released",
-              n_kept, (unsigned long long)n_spans, n_kept > 0 ? name : "(none)", n_dropped,
-              n_pending + busy, n_pending, busy, released);
+              "cut: %zu traces (%llu spans) into %s, %zu dropped traces discarded, %zu "
+              "kept in the head (%zu pending, %zu still growing), %zu WAL segments released, "
+              "in %.2f s",
+              tot.kept, (unsigned long long)tot.spans, blocks, tot.dropped, tot.pending + tot.busy,
+              tot.pending, tot.busy, released, (double)(now_ns() - t0) / 1e9);
+    } else if (rc != CLEW_OK && tot.blocks > 0) {
+        logf_(es, CLEW_WAL_LOG_ERROR,
+              "cut: stopped after %zu blocks (%zu traces, %llu spans): %s; the rest stays in "
+              "the head, and every WAL segment stays",
+              tot.blocks, tot.kept, (unsigned long long)tot.spans, clew_strerror(rc));
     }
-    for (size_t i = 0; i < n_kept; i++) {
-        clew__trace_result_free(copies[i]);
-    }
-    clew__free(copies);
-    clew__free(bt);
     clew__free(refs);
     if (rc == CLEW_OK && out_traces != NULL) {
-        *out_traces = n_kept;
+        *out_traces = tot.kept;
     }
     return rc;
 }
@@ -1899,6 +2047,8 @@ clew_status clew__embedded_store_create(const clew_embedded_store_config *cfg, c
     es->block_duration_ns =
         cfg->block_duration_ns ? cfg->block_duration_ns : 5ull * 60u * 1000000000u;
     es->block_size = cfg->block_size ? cfg->block_size : (size_t)256 << 20;
+    es->block_max_traces = cfg->block_max_traces ? cfg->block_max_traces : DEFAULT_BLOCK_TRACES;
+    es->bytes_per_span = DEFAULT_BYTES_PER_SPAN;
     es->retention_ns = cfg->retention_ns ? cfg->retention_ns : 72ull * 3600u * 1000000000u;
     es->max_disk_bytes = cfg->max_disk_bytes;
     es->compact_min_blocks = cfg->compact_min_blocks ? cfg->compact_min_blocks : 4;

@@ -58,6 +58,10 @@ typedef struct clew_embedded_store_config {
     /* Compaction merges this many consecutive small blocks (each under block_size / 4,
      * spanning at most 12 block durations) into one; 0 = 4. */
     size_t compact_min_blocks;
+    /* A cut writes the head in chunks, one block each, of at most block_size bytes of the
+     * head's span data and at most block_max_traces traces (0 = 262144), so its memory is
+     * bounded by these two whatever the head holds. Compaction keeps to the same bounds. */
+    size_t block_max_traces;
     /* Tests: no background thread and no cut on close; cuts and retention only through
      * clew__embedded_store_cut. */
     bool manual_cut;
