@@ -70,8 +70,9 @@ static const opt OPTS[] = {
      "Embedded store: how often the in-memory head is cut into a block file (also on shutdown "
      "and when the head holds --block-size)."},
     {"block_size", OPT_SIZE, OFF(block_size), MIB, UINT64_C(1) << 40, "SIZE",
-     "Embedded store: cut the head once it holds this much span data (capped at half the "
-     "store budget, so the head never refuses spans before a cut)."},
+     "Embedded store: cut the head once it holds this much span data; also the most one block "
+     "takes from the head, so a cut's memory is bounded. Capped at an eighth of the store "
+     "budget: the head gets the store budget minus two of these."},
     {"retention", OPT_DURATION, OFF(retention_ns), SEC, SEC * 3600 * 24 * 365 * 100, "DURATION",
      "Embedded store: blocks whose newest span is older than this are deleted (logged)."},
     {"max_disk", OPT_SIZE, OFF(max_disk), 0, UINT64_C(1) << 60, "SIZE",

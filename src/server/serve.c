@@ -375,10 +375,13 @@ static clew_status create_embedded_store(serve_ctx *c)
      * (JSON or protobuf, limited after gunzip too); the WAL has a hard cap of its own */
     uint64_t rec = c->cfg.max_request_body + 64 * 1024;
     ec.max_record_bytes = (size_t)(rec < CLEW_WAL_MAX_RECORD_SIZE ? rec : CLEW_WAL_MAX_RECORD_SIZE);
-    ec.head_max_bytes = (size_t)c->budgets.store;
+    /* A cut holds up to about twice its chunk (the copies, the writer's work) beside the
+     * head: chunks of at most an eighth of the store budget, and a head budget that leaves
+     * room for two, keep head + cut within the store budget. */
+    uint64_t bs = c->cfg.block_size, eighth = c->budgets.store / 8;
+    ec.block_size = (size_t)(eighth > 0 && bs > eighth ? eighth : bs);
+    ec.head_max_bytes = (size_t)(c->budgets.store - 2 * (uint64_t)ec.block_size);
     ec.block_duration_ns = c->cfg.block_duration_ns;
-    uint64_t bs = c->cfg.block_size, half = c->budgets.store / 2;
-    ec.block_size = (size_t)(half > 0 && bs > half ? half : bs);
     ec.retention_ns = c->cfg.retention_ns;
     ec.max_disk_bytes = c->cfg.max_disk;
     if (ec.max_disk_bytes == 0) {

@@ -67,7 +67,7 @@ start_server() {
   ZPORT=$zp
   LOG="$TMP/$name.log"
   "$CLEW_BIN" serve --zipkin "127.0.0.1:$zp" --otlp-http "127.0.0.1:$op" --otlp-grpc off \
-    --http "127.0.0.1:$qp" --data-dir "$TMP/data-$name" "$@" >"$LOG" 2>&1 &
+    --http "127.0.0.1:$qp" --data-dir "$TMP/data-$name" --retention 87600h "$@" >"$LOG" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 150); do
     if curl -s -o /dev/null -w '%{http_code}' "$QUERY/readyz" 2>/dev/null | grep -q 200; then
@@ -199,7 +199,7 @@ check "peak RSS $((PEAK_KIB / 1024)) MiB <= bound $((BOUND_KIB / 1024)) MiB (max
   [ "$PEAK_KIB" -le "$BOUND_KIB" ]
 ingest_429=$(metric 'clew_receiver_spans_rejected_total{receiver="zipkin",reason="backpressure"}')
 evicted=$(metric 'clew_store_evicted_traces_total')
-check "the memory store evicted nothing (else stored counts would mean nothing): $evicted" [ "$evicted" -eq 0 ]
+check "the store evicted nothing (else stored counts would mean nothing): $evicted" [ "$evicted" -eq 0 ]
 
 # every acknowledged trace is complete: all of them when few, else 200 of them,
 # plus the span total on /metrics
