@@ -9,8 +9,9 @@
 #   make fuzz          build libFuzzer targets with clang and run each for FUZZ_SECONDS
 #   make bench         build and run the ingest benchmark
 #   make store-bench   the embedded store end to end: ingest, bytes/span on disk, query latency
-#   make soak          ASan build, then the embedded store's kill -9 crash test run long
-#                      (SOAK_KILLS kills, default 60, in about SOAK_SECONDS, default 600)
+#   make soak          ASan build, then the kill -9 crash tests run long: the embedded store's
+#                      (SOAK_KILLS kills, default 60, in about SOAK_SECONDS, default 600), then
+#                      the same with tail sampling on (half as many kills in half the time)
 #   make install       install headers, libraries, pkg-config file, CMake package, clew
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
@@ -88,6 +89,10 @@ soak:
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    CRASH_KILLS=$(SOAK_KILLS) CRASH_SECONDS=$(SOAK_SECONDS) \
 	    bash tests/integration/test_crash_embedded.sh
+	CLEW_BIN=$(CURDIR)/build-asan/clew CLEW_SOURCE_DIR=$(CURDIR) CLEW_BUILD_DIR=$(CURDIR)/build-asan \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    CRASH_KILLS=$$(( $(SOAK_KILLS) / 2 )) CRASH_SECONDS=$$(( $(SOAK_SECONDS) / 2 )) \
+	    CRASH_TIMEOUT=$$(( $(SOAK_SECONDS) * 3 )) bash tests/integration/test_crash_sampling.sh
 
 install: all
 	cmake --install build

@@ -7,7 +7,8 @@
 # error trace must be present and identical through /api/v3/traces/{id}, and every
 # acknowledged trace without an error must be gone (dropped by the policy, never lost
 # undecided nor kept by accident).
-# Knobs: CRASH_KILLS (default 4), CRASH_SECONDS (spread the kills over this many seconds).
+# Knobs: CRASH_KILLS (default 4), CRASH_SECONDS (spread the kills over this many seconds),
+# CRASH_TIMEOUT (seconds for the whole run, default 300; `make soak` raises all three).
 set -euo pipefail
 
 : "${CLEW_BIN:?CLEW_BIN must point at the clew binary}"
@@ -27,7 +28,7 @@ tail_sampling:
     - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
 YAML
 
-CLEW_WORK="$work" PYTHONPATH="$CLEW_SOURCE_DIR/tests/lib" timeout 300 python3 - <<'EOF'
+CLEW_WORK="$work" PYTHONPATH="$CLEW_SOURCE_DIR/tests/lib" timeout "${CRASH_TIMEOUT:-300}" python3 - <<'EOF'
 import os, random, sys, threading, time
 from servetest import Server, Fetcher, make_trace, send, canon_batch, fail
 
