@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_block.c - the immutable block files of the embedded store: write then
  * read back every trace, get of absent ids (bloom false positives too), search compared
- * with the memory store's answers, unindexed keys, name lists, a checksum failure in every
+ * with the memory store's answers, unindexed keys, name lists, large traces and numbered
+ * values, a checksum failure in every
  * section and page, truncation at every offset, version mismatch, and power loss at each
  * crash point of the writer.
  */
@@ -301,12 +302,14 @@ static void check_trace(clew_block *b, const clew_block_trace *bt)
     }
     assert_int_equal(r->n_spans, bt->n_spans);
     assert_memory_equal(r->trace_id.bytes, bt->trace_id.bytes, 16);
-    const clew_span_data *want[16];
+    const clew_span_data **want = clew__calloc(bt->n_spans, sizeof(*want));
+    assert_non_null(want);
     memcpy(want, bt->spans, bt->n_spans * sizeof(*want));
     qsort(want, bt->n_spans, sizeof(*want), span_start_cmp);
     for (size_t i = 0; i < bt->n_spans; i++) {
         assert_true(clew__span_equal(r->spans[i], want[i]));
     }
+    clew__free(want);
     assert_int_equal(r->meta.state, bt->meta.state);
     assert_true(str_eq(r->meta.kept_reason, bt->meta.kept_reason));
     assert_true(str_eq(r->meta.tenant, bt->meta.tenant));
@@ -715,6 +718,107 @@ static void names_and_unindexed_keys(void **state)
     corpus_deinit(&c);
 }
 
+/* Large traces (the writer sorts them differently from small ones), numbered strings seen
+ * once (written as a skeleton plus numbers), a string shared by span and event attributes,
+ * and a key that passes the distinct-value cap halfway through the block. */
+static void large_traces_and_numbered_values(void **state)
+{
+    (void)state;
+    corpus c;
+    corpus_init(&c, 40, 11);
+    clew_arena *a = &c.arena;
+    uint64_t rng = 99;
+    for (size_t t = 0; t < c.n_traces; t += 4) {
+        clew_block_trace *bt = &c.traces[t];
+        size_t n = 33 + rng_next(&rng) % 90;
+        clew_span_data *spans = clew__arena_calloc(a, n, sizeof(*spans));
+        const clew_span_data **ptrs = clew__arena_calloc(a, n, sizeof(*ptrs));
+        uint64_t t0 = bt->spans[0]->start_ns;
+        for (size_t i = 0; i < n; i++) {
+            clew_span_data *sp = &spans[i];
+            *sp = *bt->spans[0];
+            uint64_t id = rng_next(&rng) | 1;
+            memcpy(sp->span_id.bytes, &id, 8);
+            memset(sp->parent_span_id.bytes, 0, 8);
+            if (i > 0 && i % 17 == 0) {
+                uint64_t ext = 0x5151 + i; /* a parent outside the trace */
+                memcpy(sp->parent_span_id.bytes, &ext, 8);
+            } else if (i > 0) {
+                sp->parent_span_id = spans[rng_next(&rng) % i].span_id;
+            }
+            /* starts repeat (ties keep the input order) and run backwards at times */
+            sp->start_ns = t0 + (rng_next(&rng) % 3 == 0 ? 0 : rng_next(&rng) % 100000);
+            sp->end_ns = sp->start_ns + 1 + rng_next(&rng) % 5000;
+            clew_kv *kv = clew__arena_calloc(a, 4, sizeof(*kv));
+            set_str(a, &kv[0], "order.id",
+                    F(a, "order-%07u", (unsigned)(rng_next(&rng) % 9000000)));
+            set_str(a, &kv[1], "url.path", F(a, "/api/v1/items/%u", (unsigned)rng_next(&rng)));
+            set_str(a, &kv[2], "shared", S(a, "same text"));
+            kv[3].key = S(a, "seq");
+            kv[3].value.type = CLEW_VALUE_INT;
+            kv[3].value.u.i = (int64_t)(t * 1000 + i); /* distinct everywhere: past the cap */
+            sp->attrs.items = kv;
+            sp->attrs.n = 4;
+            sp->attrs.dropped = 0;
+            clew_kv *ekv = clew__arena_calloc(a, 1, sizeof(*ekv));
+            set_str(a, ekv, "shared", S(a, "same text"));
+            sp->n_events = 1;
+            sp->dropped_events = 0;
+            sp->events = clew__arena_calloc(a, 1, sizeof(*sp->events));
+            sp->events[0].time_ns = sp->start_ns;
+            sp->events[0].name = S(a, "e");
+            sp->events[0].attrs.items = ekv;
+            sp->events[0].attrs.n = 1;
+            sp->n_links = 0;
+            sp->links = NULL;
+            ptrs[i] = sp;
+        }
+        /* input order is not start order */
+        for (size_t i = n - 1; i > 0; i--) {
+            size_t j = rng_next(&rng) % (i + 1);
+            const clew_span_data *tmp = ptrs[i];
+            ptrs[i] = ptrs[j];
+            ptrs[j] = tmp;
+        }
+        c.n_spans += n - bt->n_spans;
+        bt->spans = ptrs;
+        bt->n_spans = n;
+    }
+    tmpdir t;
+    tmpdir_make(&t);
+    clew_block_write_options opt = {.page_size = 4096, .max_values_per_key = 100};
+    write_block(&t, &c, &opt);
+    clew_block *b = open_block(&t);
+    clew_error err;
+    assert_int_equal(clew__block_verify(b, &err), CLEW_OK);
+    for (size_t i = 0; i < c.n_traces; i++) {
+        check_trace(b, &c.traces[i]);
+    }
+    clew_name_list *l = NULL;
+    assert_int_equal(clew__block_unindexed_keys(b, &l, &err), CLEW_OK);
+    /* blob: bytes; order.id, seq, url.path: more distinct values than the cap */
+    assert_int_equal(l->n, 4);
+    assert_true(str_eq(l->names[0], L("blob")));
+    assert_true(str_eq(l->names[1], L("order.id")));
+    assert_true(str_eq(l->names[2], L("seq")));
+    assert_true(str_eq(l->names[3], L("url.path")));
+    clew__name_list_free(l);
+    clew_store *ms = memory_copy(&c);
+    const clew_span_data *sp = c.traces[8].spans[5];
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", (long long)sp->attrs.items[3].value.u.i);
+    assert_int_equal(same_answer(b, ms, tagq("seq", num)), 1);
+    clew_search_query q = tagq("order.id", "");
+    q.tags[0].value = sp->attrs.items[0].value.u.s;
+    assert_true(same_answer(b, ms, q) >= 1);
+    assert_int_equal(same_answer(b, ms, tagq("shared", "same text")), 10);
+    assert_true(same_answer(b, ms, tagq("user.id", "user-4")) > 0);
+    clew__store_destroy(ms);
+    clew__block_close(b);
+    tmpdir_remove(&t);
+    corpus_deinit(&c);
+}
+
 /* ---- damage ---- */
 
 static uint8_t *slurp(const char *path, size_t *n)
@@ -1016,6 +1120,7 @@ int main(void)
         cmocka_unit_test(bad_input),
         cmocka_unit_test(search_matches_memory_store),
         cmocka_unit_test(names_and_unindexed_keys),
+        cmocka_unit_test(large_traces_and_numbered_values),
         cmocka_unit_test(checksum_in_every_section),
         cmocka_unit_test(truncated_everywhere),
         cmocka_unit_test(version_mismatch),

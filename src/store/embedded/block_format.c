@@ -147,21 +147,35 @@ clew_status clew__blk_put_attrs(clew_buf *b, const clew_attrs *a, clew_blk_key_f
     return rc;
 }
 
+static inline bool is_digit(unsigned char c)
+{
+    return (unsigned)(c - '0') <= 9u;
+}
+
 unsigned clew__blk_skeleton(clew_str s, char *out, size_t *out_len, uint64_t *nums, uint8_t *widths)
 {
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t n = s.len;
     unsigned runs = 0;
     size_t o = 0;
-    for (size_t i = 0; i < s.len;) {
-        char ch = s.ptr[i];
-        if (ch < '0' || ch > '9') {
-            out[o++] = ch;
-            i++;
-            continue;
-        }
+    size_t i = 0;
+    while (i < n) {
+        /* the text up to the next digit, copied as it is */
         size_t j = i;
+        while (j < n && !is_digit(p[j])) {
+            j++;
+        }
+        if (j > i) {
+            memcpy(out + o, p + i, j - i);
+            o += j - i;
+            i = j;
+        }
+        if (i == n) {
+            break;
+        }
         uint64_t v = 0;
-        while (j < s.len && s.ptr[j] >= '0' && s.ptr[j] <= '9') {
-            v = v * 10 + (uint64_t)(s.ptr[j] - '0');
+        while (j < n && is_digit(p[j])) {
+            v = v * 10 + (uint64_t)(p[j] - '0');
             j++;
             if (j - i > BLK_MAX_DIGITS) {
                 return 0; /* longer than a u64 can hold: keep the string whole */

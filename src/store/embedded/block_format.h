@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "clew/status.h"
 #include "clew/types.h"
@@ -110,6 +111,48 @@ CLEW_NODISCARD clew_status clew__blk_put_varint(clew_buf *b, uint64_t v);
 CLEW_NODISCARD clew_status clew__blk_put_fixed32(clew_buf *b, uint32_t v);
 CLEW_NODISCARD clew_status clew__blk_put_fixed64(clew_buf *b, uint64_t v);
 CLEW_NODISCARD clew_status clew__blk_put_str(clew_buf *b, clew_str s);
+
+/* Inline appenders for the writer's hot loops: they write in place when the buffer already
+ * has room (the common case once a page buffer has grown) and fall back to the functions
+ * above otherwise. Same bytes, same errors. */
+static inline clew_status blk_buf_varint(clew_buf *b, uint64_t v)
+{
+    if (b->cap - b->len > 11 && b->max - b->len > 11) {
+        uint8_t *p = (uint8_t *)b->data + b->len;
+        size_t n = 0;
+        while (v >= 0x80) {
+            p[n++] = (uint8_t)(v | 0x80);
+            v >>= 7;
+        }
+        p[n++] = (uint8_t)v;
+        p[n] = 0; /* clew_buf keeps its data NUL-terminated */
+        b->len += n;
+        return CLEW_OK;
+    }
+    return clew__blk_put_varint(b, v);
+}
+
+static inline clew_status blk_buf_byte(clew_buf *b, uint8_t c)
+{
+    if (b->cap - b->len > 2 && b->max - b->len > 2) {
+        b->data[b->len++] = (char)c;
+        b->data[b->len] = '\0';
+        return CLEW_OK;
+    }
+    return clew__buf_putc(b, (char)c);
+}
+
+static inline clew_status blk_buf_bytes(clew_buf *b, const void *p, size_t n)
+{
+    size_t room = b->cap < b->max ? b->cap : b->max;
+    if (room - b->len > 1 && n < room - b->len - 1) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return CLEW_OK;
+    }
+    return clew__buf_append(b, p, n);
+}
 
 /* Maps an attribute key to its id in the block's KEYS dictionary (the writer's interning). */
 typedef clew_status (*clew_blk_key_fn)(void *ud, clew_str key, uint32_t *out_id);

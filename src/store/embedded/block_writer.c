@@ -3,10 +3,17 @@
  *
  * Two passes over the input. The first interns every attribute key, service, resource and
  * scope, so the key and service dictionaries can be sorted (the reader binary-searches them)
- * before any span refers to them by id. The second encodes each trace as a columnar record
- * into pages (traces in start-time order, so a newest-first search walks pages backwards),
- * compresses each full page with zstd and writes it at once, while collecting summaries,
- * operations and search terms. The metadata sections and the footer follow the pages.
+ * before any span refers to them by id, and counts the string values of the whole block for
+ * its VALUES dictionary. The second encodes each trace as a columnar record into pages
+ * (traces in start-time order, so a newest-first search walks pages backwards), compresses
+ * each full page with zstd and writes it at once, while collecting summaries, operations and
+ * search terms. The metadata sections and the footer follow the pages.
+ *
+ * The writer is the embedded store's ingest bottleneck, so each key and each value string
+ * is hashed once: pass 1 records every span attribute's key id and value id in flat arrays
+ * (a_key, a_val), and everything after that (page dictionaries, value forms, search terms)
+ * works on those ids. Search terms go through a hash table from term hash to a dense id, so
+ * the postings are built by counting instead of sorting every (term, trace) pair.
  */
 #include "store/embedded/block.h"
 
@@ -26,19 +33,34 @@
 #define DEFAULT_MAX_VALUE   256u
 #define DEFAULT_MAX_PER_KEY 50000u
 
+/* The capacity to grow to for `need` elements (doubling from `cap`, or `first`). */
+static size_t next_cap(size_t cap, size_t need, size_t first)
+{
+    size_t c = cap ? cap : first;
+    while (c < need) {
+        c *= 2;
+    }
+    return c;
+}
+
 /* ---- an interning table: content -> dense id, first seen first ---- */
 
 typedef enum itab_kind { ITAB_STR, ITAB_RESOURCE, ITAB_SCOPE } itab_kind;
 
+/* A slot holds id + 1 in its low half (0 = empty) and the high half of the entry's hash, so
+ * a probe rejects other entries without touching their hash or content (the value table of
+ * a large block does not fit in the cache). */
 typedef struct itab {
     itab_kind kind;
-    uint32_t *slots; /* id + 1; 0 = empty */
-    size_t n_slots;  /* power of two, at least twice n */
+    uint64_t *slots;
+    size_t n_slots; /* power of two, at least twice n */
     uint64_t *hashes;
     clew_str *strs;    /* ITAB_STR */
     const void **objs; /* ITAB_RESOURCE / ITAB_SCOPE */
     uint32_t n, cap;
 } itab;
+
+#define SLOT_TAG(h) ((h)&0xffffffff00000000ull)
 
 static void itab_deinit(itab *t)
 {
@@ -49,13 +71,9 @@ static void itab_deinit(itab *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Forgets every entry, keeping the memory. */
-static void itab_clear(itab *t)
+static uint64_t str_hash(clew_str s)
 {
-    if (t->slots != NULL) {
-        memset(t->slots, 0, t->n_slots * sizeof(*t->slots));
-    }
-    t->n = 0;
+    return XXH3_64bits(s.ptr != NULL ? s.ptr : "", s.len);
 }
 
 static bool itab_eq(const itab *t, uint32_t id, const void *obj)
@@ -77,6 +95,9 @@ static bool itab_eq(const itab *t, uint32_t id, const void *obj)
 static clew_status itab_grow(itab *t)
 {
     if (t->n + 1 > t->cap) {
+        if (t->cap > UINT32_MAX / 4) {
+            return CLEW_ENOMEM;
+        }
         uint32_t cap = t->cap ? t->cap * 2 : 64;
         uint64_t *h = clew__realloc(t->hashes, cap * sizeof(*h));
         if (h == NULL) {
@@ -100,7 +121,7 @@ static clew_status itab_grow(itab *t)
     }
     if ((size_t)(t->n + 1) * 2 > t->n_slots) {
         size_t ns = t->n_slots ? t->n_slots * 2 : 128;
-        uint32_t *slots = clew__calloc(ns, sizeof(*slots));
+        uint64_t *slots = clew__calloc(ns, sizeof(*slots));
         if (slots == NULL) {
             return CLEW_ENOMEM;
         }
@@ -109,7 +130,7 @@ static clew_status itab_grow(itab *t)
             while (slots[i] != 0) {
                 i = (i + 1) & (ns - 1);
             }
-            slots[i] = id + 1;
+            slots[i] = SLOT_TAG(t->hashes[id]) | (id + 1u);
         }
         clew__free(t->slots);
         t->slots = slots;
@@ -118,51 +139,74 @@ static clew_status itab_grow(itab *t)
     return CLEW_OK;
 }
 
-/* Looks a string up without interning it: its id, or false. */
-static bool itab_find_str(const itab *t, clew_str s, uint32_t *out_id)
+/* Sizes an empty table for about `n` entries, and its slots for `n_slots` (rounded up to a
+ * power of two), so that a large block does not rehash and copy its way up. */
+static clew_status itab_reserve(itab *t, size_t n, size_t n_slots)
+{
+    if (t->n != 0 || n > UINT32_MAX / 4) {
+        return CLEW_OK;
+    }
+    size_t ns = 128;
+    while (ns < n_slots) {
+        ns *= 2;
+    }
+    uint64_t *h = clew__realloc(t->hashes, n * sizeof(*h));
+    if (h == NULL) {
+        return CLEW_ENOMEM;
+    }
+    t->hashes = h;
+    clew_str *st = clew__realloc(t->strs, n * sizeof(*st));
+    if (st == NULL) {
+        return CLEW_ENOMEM;
+    }
+    t->strs = st;
+    t->cap = (uint32_t)n;
+    uint64_t *slots = clew__calloc(ns, sizeof(*slots));
+    if (slots == NULL) {
+        return CLEW_ENOMEM;
+    }
+    clew__free(t->slots);
+    t->slots = slots;
+    t->n_slots = ns;
+    return CLEW_OK;
+}
+
+/* Looks `obj` with hash h up: its id, or false. */
+static bool itab_find_h(const itab *t, const void *obj, uint64_t h, uint32_t *out_id)
 {
     if (t->n_slots == 0) {
         return false;
     }
-    uint64_t h = XXH3_64bits(s.ptr != NULL ? s.ptr : "", s.len);
-    size_t i = h & (t->n_slots - 1);
-    while (t->slots[i] != 0) {
-        uint32_t id = t->slots[i] - 1;
-        if (t->hashes[id] == h && itab_eq(t, id, &s)) {
-            *out_id = id;
-            return true;
+    size_t mask = t->n_slots - 1;
+    for (size_t i = h & mask; t->slots[i] != 0; i = (i + 1) & mask) {
+        uint64_t s = t->slots[i];
+        if (SLOT_TAG(s) == SLOT_TAG(h)) {
+            /* 32 bits of hash matched: compare the content without another lookup */
+            uint32_t id = (uint32_t)s - 1;
+            if (itab_eq(t, id, obj)) {
+                *out_id = id;
+                return true;
+            }
         }
-        i = (i + 1) & (t->n_slots - 1);
     }
     return false;
 }
 
-/* Interns `obj` (a clew_str *, clew_resource * or clew_scope *; borrowed for the writer's
- * lifetime) and writes its id. */
-static clew_status itab_put(itab *t, const void *obj, uint32_t *out_id, bool *out_new)
+/* Looks a string up without interning it: its id, or false. */
+static bool itab_find_str(const itab *t, clew_str s, uint32_t *out_id)
 {
-    uint64_t h;
-    if (t->kind == ITAB_STR) {
-        const clew_str *s = obj;
-        h = XXH3_64bits(s->ptr != NULL ? s->ptr : "", s->len);
-    } else if (t->kind == ITAB_RESOURCE) {
-        h = clew__resource_hash(obj);
-    } else {
-        h = clew__scope_hash(obj);
-    }
-    if (t->n_slots > 0) {
-        size_t i = h & (t->n_slots - 1);
-        while (t->slots[i] != 0) {
-            uint32_t id = t->slots[i] - 1;
-            if (t->hashes[id] == h && itab_eq(t, id, obj)) {
-                *out_id = id;
-                if (out_new != NULL) {
-                    *out_new = false;
-                }
-                return CLEW_OK;
-            }
-            i = (i + 1) & (t->n_slots - 1);
+    return itab_find_h(t, &s, str_hash(s), out_id);
+}
+
+/* Interns `obj` (a clew_str *, clew_resource * or clew_scope *; borrowed for the writer's
+ * lifetime) with its hash h already computed, and writes its id. */
+static clew_status itab_put_h(itab *t, const void *obj, uint64_t h, uint32_t *out_id, bool *out_new)
+{
+    if (itab_find_h(t, obj, h, out_id)) {
+        if (out_new != NULL) {
+            *out_new = false;
         }
+        return CLEW_OK;
     }
     clew_status rc = itab_grow(t);
     if (rc != CLEW_OK) {
@@ -179,7 +223,7 @@ static clew_status itab_put(itab *t, const void *obj, uint32_t *out_id, bool *ou
     while (t->slots[i] != 0) {
         i = (i + 1) & (t->n_slots - 1);
     }
-    t->slots[i] = id + 1;
+    t->slots[i] = SLOT_TAG(h) | (id + 1u);
     *out_id = id;
     if (out_new != NULL) {
         *out_new = true;
@@ -187,96 +231,152 @@ static clew_status itab_put(itab *t, const void *obj, uint32_t *out_id, bool *ou
     return CLEW_OK;
 }
 
-/* ---- counted strings: an itab with an occurrence count and a dictionary index ---- */
+static clew_status itab_put(itab *t, const void *obj, uint32_t *out_id, bool *out_new)
+{
+    uint64_t h;
+    if (t->kind == ITAB_STR) {
+        h = str_hash(*(const clew_str *)obj);
+    } else if (t->kind == ITAB_RESOURCE) {
+        h = clew__resource_hash(obj);
+    } else {
+        h = clew__scope_hash(obj);
+    }
+    return itab_put_h(t, obj, h, out_id, out_new);
+}
+
+/* ---- the block's value strings: an itab with counts and the per-string caches ----
+ *
+ * Every string value of the block (and every skeleton the writer looks at) gets one id here,
+ * hashed once when first met. Later passes reach a value by that id through the per
+ * attribute array `a_val`, never by hashing its text again. */
+
+#define NONE32 UINT32_MAX
+
+/* skel[] values: not computed yet, no skeleton (no digits, too many runs, empty) */
+#define SKEL_UNKNOWN 0u
+#define SKEL_NONE    1u
+
+/* One value string's fields, together: the passes read several of them at once, and the
+ * table of a large block does not fit in the cache. */
+typedef struct gent {
+    uint32_t count; /* occurrences */
+    uint32_t index; /* VALUES index + 1, 0 = not in VALUES */
+    uint32_t ntr;   /* distinct traces it occurs in */
+    uint32_t last;  /* the last trace (ordinal + 1) it occurred in */
+    uint32_t skel;  /* id of its skeleton + 2, or SKEL_UNKNOWN / SKEL_NONE */
+    uint32_t tkey;  /* sorted key id + 1 that `tid` was computed for, 0 = none */
+    uint32_t tid;   /* search term id of (tkey, this string), NONE32 = not indexed */
+    uint32_t pmap;  /* entry in the page table + 1 while a page is cut, 0 = none */
+} gent;
 
 typedef struct ctab {
     itab t;
-    uint32_t *count; /* by itab id */
-    uint32_t *index; /* dictionary index + 1, 0 = not in the dictionary; by itab id */
-    uint32_t *ntr;   /* distinct traces it occurs in */
-    uint32_t *last;  /* the last trace (ordinal + 1) it occurred in */
+    gent *e; /* by id */
     size_t cap;
 } ctab;
 
 static void ctab_deinit(ctab *c)
 {
+    clew__free(c->e);
+    c->e = NULL;
     itab_deinit(&c->t);
-    clew__free(c->count);
-    clew__free(c->index);
-    clew__free(c->ntr);
-    clew__free(c->last);
-    c->count = NULL;
-    c->index = NULL;
-    c->ntr = NULL;
-    c->last = NULL;
     c->cap = 0;
 }
 
-static clew_status ctab_add(ctab *c, clew_str str, uint32_t ord)
+/* Sizes an empty string table for `n` entries (see itab_reserve). */
+static clew_status ctab_reserve(ctab *c, size_t n, size_t n_slots)
 {
-    uint32_t id;
-    bool is_new;
-    clew_status rc = itab_put(&c->t, &str, &id, &is_new);
-    if (rc != CLEW_OK) {
+    clew_status rc = itab_reserve(&c->t, n, n_slots);
+    if (rc != CLEW_OK || c->t.cap <= c->cap) {
         return rc;
     }
+    gent *e = clew__realloc(c->e, c->t.cap * sizeof(*e));
+    if (e == NULL) {
+        return CLEW_ENOMEM;
+    }
+    c->e = e;
+    c->cap = c->t.cap;
+    return CLEW_OK;
+}
+
+/* Makes room for id and zeroes a new entry's fields. */
+static clew_status ctab_slot(ctab *c, uint32_t id, bool is_new)
+{
     if (id >= c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 1024;
-        uint32_t *n = clew__realloc(c->count, cap * sizeof(*n));
-        if (n == NULL) {
+        size_t cap = next_cap(c->cap, (size_t)id + 1, 1024);
+        gent *e = clew__realloc(c->e, cap * sizeof(*e));
+        if (e == NULL) {
             return CLEW_ENOMEM;
         }
-        c->count = n;
-        uint32_t *x = clew__realloc(c->index, cap * sizeof(*x));
-        if (x == NULL) {
-            return CLEW_ENOMEM;
-        }
-        c->index = x;
-        uint32_t *t = clew__realloc(c->ntr, cap * sizeof(*t));
-        if (t == NULL) {
-            return CLEW_ENOMEM;
-        }
-        c->ntr = t;
-        uint32_t *l = clew__realloc(c->last, cap * sizeof(*l));
-        if (l == NULL) {
-            return CLEW_ENOMEM;
-        }
-        c->last = l;
+        c->e = e;
         c->cap = cap;
     }
     if (is_new) {
-        c->count[id] = 0;
-        c->index[id] = 0;
-        c->ntr[id] = 0;
-        c->last[id] = 0;
-    }
-    c->count[id]++;
-    if (c->last[id] != ord + 1) {
-        c->last[id] = ord + 1;
-        c->ntr[id]++;
+        gent *g = &c->e[id];
+        memset(g, 0, sizeof(*g));
+        g->skel = SKEL_UNKNOWN;
+        g->tid = NONE32;
     }
     return CLEW_OK;
 }
 
-static uint32_t ctab_count(const ctab *c, clew_str s)
+/* The id of `s` (borrowed: it must outlive the writer), added uncounted when new. */
+static clew_status ctab_intern_h(ctab *c, clew_str s, uint64_t h, uint32_t *out_id)
 {
-    uint32_t id;
-    return itab_find_str(&c->t, s, &id) ? c->count[id] : 0;
+    bool is_new;
+    clew_status rc = itab_put_h(&c->t, &s, h, out_id, &is_new);
+    if (rc == CLEW_OK) {
+        rc = ctab_slot(c, *out_id, is_new);
+    }
+    return rc;
 }
 
-static uint32_t ctab_index(const ctab *c, clew_str s)
+/* Counts one occurrence of entry `id` in trace `ord`. */
+static void ctab_count_id(ctab *c, uint32_t id, uint32_t ord)
 {
-    uint32_t id;
-    return itab_find_str(&c->t, s, &id) ? c->index[id] : 0;
+    gent *g = &c->e[id];
+    g->count++;
+    if (g->last != ord + 1) {
+        g->last = ord + 1;
+        g->ntr++;
+    }
 }
 
-/* Gives an index to every string seen at least `min` times (in `min` distinct traces when
- * by_traces); returns how many got one. */
-static uint32_t ctab_assign(ctab *c, uint32_t min, bool by_traces)
+static clew_status ctab_add(ctab *c, clew_str str, uint32_t ord, uint32_t *out_id)
+{
+    uint32_t id;
+    clew_status rc = ctab_intern_h(c, str, str_hash(str), &id);
+    if (rc != CLEW_OK) {
+        return rc;
+    }
+    ctab_count_id(c, id, ord);
+    if (out_id != NULL) {
+        *out_id = id;
+    }
+    return CLEW_OK;
+}
+
+/* Like ctab_intern_h for a string in scratch memory: copied into `a` when it is new. */
+static clew_status ctab_intern_copy(ctab *c, clew_arena *a, clew_str s, uint32_t *out_id)
+{
+    uint64_t h = str_hash(s);
+    if (itab_find_h(&c->t, &s, h, out_id)) {
+        return CLEW_OK;
+    }
+    clew_str copy = clew__arena_strdup(a, s.ptr, s.len);
+    if (copy.ptr == NULL) {
+        return CLEW_ENOMEM;
+    }
+    return ctab_intern_h(c, copy, h, out_id);
+}
+
+/* Gives a VALUES index to every string seen in at least `min` distinct traces; returns how
+ * many got one. */
+static uint32_t ctab_assign(ctab *c, uint32_t min)
 {
     uint32_t n = 0;
     for (uint32_t id = 0; id < c->t.n; id++) {
-        c->index[id] = (by_traces ? c->ntr[id] : c->count[id]) >= min ? ++n : 0;
+        c->e[id].index = c->e[id].ntr >= min ? ++n : 0;
     }
     return n;
 }
@@ -310,18 +410,13 @@ static clew_status itab_put_cached(itab *t, pcache *c, const void *obj, uint32_t
 }
 
 /* ---- writer state ---- */
-
-typedef struct term_pair {
-    uint64_t hash;
-    uint32_t ord;
-    uint32_t key; /* key id (sorted) for attribute terms, UINT32_MAX otherwise */
-} term_pair;
-
 typedef struct op_triple {
     uint32_t service; /* service index (sorted) */
     uint32_t name;    /* string id */
     uint32_t kind;
 } op_triple;
+
+/* ---- writer state ---- */
 
 typedef struct summary {
     uint64_t start, duration;
@@ -331,12 +426,39 @@ typedef struct summary {
     double adjusted;
     uint32_t page, offset;
     uint32_t svc_first, svc_n; /* into w->trace_svcs */
+    /* the trace's search terms: occ[occ_first, + occ_n) has its attribute terms (recorded
+     * while the values are counted), occ[occ2_first, + occ2_n) its service and operation
+     * terms (recorded when it is written) */
+    size_t occ_first, occ2_first;
+    uint32_t occ_n, occ2_n;
 } summary;
 
-typedef struct span_ref {
-    const clew_span_data *sp;
-    uint32_t idx;
-} span_ref;
+/* Per STRINGS id of a span name: its search terms and the last operation recorded. */
+typedef struct name_cache {
+    uint32_t op_term;  /* OP term id + 1, 0 = not computed */
+    uint32_t sop_svc;  /* service index + 1 that sop_term is for */
+    uint32_t sop_term; /* SERVICE_OP term id */
+    uint32_t op_svc;   /* service index + 1 of the operations added ... */
+    uint32_t op_kinds; /* ... and their kinds, one bit each */
+} name_cache;
+
+/* A slot of the term table: the term hash and its id + 1 (0 = empty). */
+typedef struct term_slot {
+    uint64_t hash;
+    uint32_t t;
+} term_slot;
+
+/* A cached term of a fixed-size value: per key and letter slot + 1, the value's bytes. */
+typedef struct fixed_term {
+    uint64_t bits;
+    uint32_t slot;
+    uint32_t t; /* term id + 1, 0 = empty */
+} fixed_term;
+
+#define FIXED_TERMS_LOG 12
+
+/* Letters of the indexed value forms, for the per-key seed cache. */
+#define N_LETTERS 5
 
 typedef struct writer {
     clew_fileio *io;
@@ -367,8 +489,41 @@ typedef struct writer {
     uint32_t *trace_svcs;
     size_t n_trace_svcs, cap_trace_svcs;
 
-    term_pair *terms;
-    size_t n_terms, cap_terms;
+    /* Per span and per span attribute, so that each key and value is hashed once. A span's
+     * global index is span_base[input trace index] + its index in the trace; its attributes
+     * are attr_base[span] .. attr_base[span + 1]. */
+    size_t *span_base;
+    size_t *attr_base;
+    size_t n_spans_in, n_attrs, n_str_values;
+    uint32_t *a_key; /* key id: first-seen in pass 1, sorted afterwards */
+    uint32_t *a_val; /* gc id of a string value, NONE32 for other types */
+    /* by span_base[trace] + position in start order */
+    uint32_t *s_idx;  /* the span's index in its trace */
+    uint32_t *s_par;  /* its code in the parents column */
+    uint32_t *s_name; /* STRINGS id of its name */
+
+    /* search terms: a hash table from term hash to a dense term id; a trace's distinct
+     * terms are appended to occ (see summary) */
+    uint64_t *tt_hash;
+    uint32_t *tt_key;  /* sorted key id of an attribute term, NONE32 otherwise */
+    uint32_t *tt_last; /* last ordinal + 1 the term was seen in */
+    uint32_t *tt_cnt;  /* distinct traces */
+    struct term_slot *tt_slots;
+    size_t n_tt, cap_tt, n_tt_slots;
+    uint32_t *key_distinct; /* per sorted key: its attribute terms so far */
+    size_t key_cap;         /* more distinct values than this: the key is UNINDEXED */
+    uint32_t *occ;
+    size_t n_occ, cap_occ;
+    uint64_t *kseed;    /* per sorted key and letter: the seed of its attribute terms */
+    uint8_t *kseed_ok;  /* same index: 1 when computed */
+    uint32_t *svc_term; /* per sorted service: SERVICE term id + 1 */
+    fixed_term *fixed_terms;
+    name_cache *names; /* by STRINGS id */
+    size_t cap_names;
+    uint32_t *res_tfirst, *res_tn; /* per resource: its terms in res_terms, n = NONE32 unset */
+    uint32_t *res_terms;
+    size_t n_res_terms, cap_res_terms;
+
     op_triple *ops;
     size_t n_ops, cap_ops;
 
@@ -377,15 +532,24 @@ typedef struct writer {
     uint32_t *pend;
     size_t n_pend, cap_pend;
     size_t page_est; /* rough raw size of the pending traces */
-    ctab pc;         /* string values of the pending traces not in gc's dictionary */
-    ctab gc;         /* string values of the whole block: the VALUES dictionary */
+    /* strings of the pending traces not in VALUES, by gc id (gc.pmap points back here) */
+    uint32_t *pc_gid, *pc_count, *pc_index;
+    size_t n_pc, cap_pc;
+    ctab gc; /* string values of the whole block: the VALUES dictionary */
     uint32_t n_values;
-    clew_arena garena;       /* skeleton strings counted in gc */
-    clew_arena parena;       /* skeleton strings of the page being filled */
-    span_ref *refs, *by_sid; /* scratch, max spans per trace */
-    struct attr_ref *aref;   /* scratch, attributes of a trace */
+    clew_arena garena; /* skeleton strings interned in gc */
+    char *skbuf;       /* scratch for one skeleton */
+    size_t skcap;
+    /* scratch for one trace's span attributes */
     struct vform *forms;
+    uint32_t *perm, *touched, *kcount;
+    const clew_value **avals;
+    uint32_t *akeys;
     size_t cap_aref;
+    struct span_key *skeys; /* scratch for sorting one trace's spans */
+    uint64_t *th;           /* scratch for one trace's value hashes ... */
+    uint32_t *tcand;        /* ... and their likely table entries */
+    size_t cap_th;
     clew_buf page;  /* the page being filled (raw) */
     clew_buf pages; /* page table */
     uint32_t n_pages;
@@ -398,6 +562,21 @@ typedef struct writer {
     uint8_t sec_table[BLK_N_SECTIONS * BLK_SECTION_ENTRY];
 } writer;
 
+/* Grows a u32 array with its own capacity to hold at least `need` elements. */
+static clew_status grow_u32(uint32_t **p, size_t *cap, size_t need)
+{
+    if (need <= *cap) {
+        return CLEW_OK;
+    }
+    size_t c = next_cap(*cap, need, 1024);
+    uint32_t *q = clew__realloc(*p, c * sizeof(*q));
+    if (q == NULL) {
+        return CLEW_ENOMEM;
+    }
+    *p = q;
+    *cap = c;
+    return CLEW_OK;
+}
 static clew_status fail(writer *w, clew_status rc, const char *what)
 {
     clew__error_set(w->err, 0, "block write: %s: %s", what, clew_strerror(rc));
@@ -416,19 +595,36 @@ static int str_cmp(clew_str a, clew_str b)
 
 /* ---- pass 1: interning ---- */
 
-static clew_status intern_attr_keys(writer *w, const clew_attrs *a)
+/* Interns the keys of `a`; writes their ids to out[] when out is not NULL. Consecutive spans
+ * usually carry the same keys in the same order (one instrumentation, one code path), so
+ * a key equal to the one at the same position of the previous span reuses its id without
+ * hashing. */
+static clew_status intern_attr_keys(writer *w, const clew_attrs *a, uint32_t *out,
+                                    const clew_attrs *prev, const uint32_t *prev_ids)
 {
     for (uint32_t i = 0; i < a->n; i++) {
+        clew_str k = a->items[i].key;
         uint32_t id;
-        clew_status rc = itab_put(&w->keys, &a->items[i].key, &id, NULL);
-        if (rc != CLEW_OK) {
-            return rc;
+        if (prev != NULL && i < prev->n && prev->items[i].key.len == k.len &&
+            (k.len == 0 || prev->items[i].key.ptr == k.ptr ||
+             memcmp(prev->items[i].key.ptr, k.ptr, k.len) == 0)) {
+            id = prev_ids[i];
+        } else {
+            clew_status rc = itab_put(&w->keys, &k, &id, NULL);
+            if (rc != CLEW_OK) {
+                return rc;
+            }
+        }
+        if (out != NULL) {
+            out[i] = id;
         }
     }
     return CLEW_OK;
 }
 
-static clew_status pass1_span(writer *w, const clew_span_data *sp)
+/* `gs` is the span's global index; `prev` the span interned before it (or NULL). */
+static clew_status pass1_span(writer *w, const clew_span_data *sp, size_t gs,
+                              const clew_span_data *prev, size_t prev_gs)
 {
     uint32_t id;
     bool is_new;
@@ -439,26 +635,30 @@ static clew_status pass1_span(writer *w, const clew_span_data *sp)
         rc = itab_put(&w->services, &svc, &sid, NULL);
     }
     if (rc == CLEW_OK && is_new) {
-        rc = intern_attr_keys(w, &sp->resource->attrs);
+        rc = intern_attr_keys(w, &sp->resource->attrs, NULL, NULL, NULL);
     }
     if (rc == CLEW_OK) {
         rc = itab_put_cached(&w->scopes, &w->scope_cache, sp->scope, &id, &is_new);
     }
     if (rc == CLEW_OK && is_new) {
-        rc = intern_attr_keys(w, &sp->scope->attrs);
+        rc = intern_attr_keys(w, &sp->scope->attrs, NULL, NULL, NULL);
+    }
+    for (uint32_t k = 0; k < sp->attrs.n; k++) {
+        w->n_str_values += sp->attrs.items[k].value.type == CLEW_VALUE_STRING;
     }
     if (rc == CLEW_OK) {
-        rc = intern_attr_keys(w, &sp->attrs);
+        rc = intern_attr_keys(w, &sp->attrs, &w->a_key[w->attr_base[gs]],
+                              prev != NULL ? &prev->attrs : NULL,
+                              prev != NULL ? &w->a_key[w->attr_base[prev_gs]] : NULL);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < sp->n_events; i++) {
-        rc = intern_attr_keys(w, &sp->events[i].attrs);
+        rc = intern_attr_keys(w, &sp->events[i].attrs, NULL, NULL, NULL);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < sp->n_links; i++) {
-        rc = intern_attr_keys(w, &sp->links[i].attrs);
+        rc = intern_attr_keys(w, &sp->links[i].attrs, NULL, NULL, NULL);
     }
     return rc;
 }
-
 typedef struct str_idx {
     clew_str s;
     uint32_t id;
@@ -496,6 +696,8 @@ static clew_status sort_table(itab *t, uint32_t **order, uint32_t **remap)
 
 /* ---- pass 2: spans into pages ---- */
 
+/* ---- pass 2: spans into pages ---- */
+
 static clew_status key_sorted(void *ud, clew_str key, uint32_t *out)
 {
     writer *w = ud;
@@ -512,32 +714,235 @@ static clew_status str_id(writer *w, clew_str s, uint32_t *out)
     return itab_put(&w->strings, &s, out, NULL);
 }
 
-static clew_status add_term(writer *w, uint64_t hash, uint32_t ord, uint32_t key)
+/* ---- search terms ----
+ *
+ * A term is met once per span that has it, so terms are kept in a hash table from the term
+ * hash to a dense id, and a trace records each of its distinct terms once (tt_last). The
+ * hashes themselves are cached where they repeat: per value string and key, per service,
+ * per span name, per resource. */
+
+/* The id of the term with hash h; `key` is the sorted key id of an attribute term, NONE32
+ * for the others. */
+static clew_status term_get(writer *w, uint64_t h, uint32_t key, uint32_t *out)
 {
-    if (w->n_terms == w->cap_terms) {
-        size_t cap = w->cap_terms ? w->cap_terms * 2 : 4096;
-        term_pair *t = clew__realloc(w->terms, cap * sizeof(*t));
-        if (t == NULL) {
+    if (w->n_tt_slots > 0) {
+        size_t mask = w->n_tt_slots - 1;
+        for (size_t i = h & mask; w->tt_slots[i].t != 0; i = (i + 1) & mask) {
+            if (w->tt_slots[i].hash == h) {
+                *out = w->tt_slots[i].t - 1;
+                return CLEW_OK;
+            }
+        }
+    }
+    if (w->n_tt >= UINT32_MAX - 1) {
+        return CLEW_ENOMEM;
+    }
+    if (w->n_tt == w->cap_tt) {
+        size_t cap = next_cap(w->cap_tt, w->n_tt + 1, 4096);
+        uint64_t *hs = clew__realloc(w->tt_hash, cap * sizeof(*hs));
+        if (hs == NULL) {
             return CLEW_ENOMEM;
         }
-        w->terms = t;
-        w->cap_terms = cap;
+        w->tt_hash = hs;
+        uint32_t **arrs[3] = {&w->tt_key, &w->tt_last, &w->tt_cnt};
+        for (int k = 0; k < 3; k++) {
+            uint32_t *p = clew__realloc(*arrs[k], cap * sizeof(*p));
+            if (p == NULL) {
+                return CLEW_ENOMEM;
+            }
+            *arrs[k] = p;
+        }
+        w->cap_tt = cap;
     }
-    w->terms[w->n_terms].hash = hash;
-    w->terms[w->n_terms].ord = ord;
-    w->terms[w->n_terms].key = key;
-    w->n_terms++;
+    if ((w->n_tt + 1) * 2 > w->n_tt_slots) {
+        size_t ns = w->n_tt_slots ? w->n_tt_slots * 2 : 8192;
+        term_slot *slots = clew__calloc(ns, sizeof(*slots));
+        if (slots == NULL) {
+            return CLEW_ENOMEM;
+        }
+        for (uint32_t t = 0; t < w->n_tt; t++) {
+            size_t i = w->tt_hash[t] & (ns - 1);
+            while (slots[i].t != 0) {
+                i = (i + 1) & (ns - 1);
+            }
+            slots[i].hash = w->tt_hash[t];
+            slots[i].t = t + 1;
+        }
+        clew__free(w->tt_slots);
+        w->tt_slots = slots;
+        w->n_tt_slots = ns;
+    }
+    uint32_t t = (uint32_t)w->n_tt++;
+    w->tt_hash[t] = h;
+    w->tt_key[t] = key;
+    w->tt_last[t] = 0;
+    w->tt_cnt[t] = 0;
+    size_t i = h & (w->n_tt_slots - 1);
+    while (w->tt_slots[i].t != 0) {
+        i = (i + 1) & (w->n_tt_slots - 1);
+    }
+    w->tt_slots[i].hash = h;
+    w->tt_slots[i].t = t + 1;
+    if (key != NONE32 && ++w->key_distinct[key] > w->key_cap) {
+        /* final: build_postings drops the terms of this key, so stop making them */
+        w->key_flags[key] |= BLK_KEY_UNINDEXED;
+    }
+    *out = t;
+    return CLEW_OK;
+}
+
+/* Records that trace `ord` (the one being written) has term t. */
+static clew_status term_occ(writer *w, uint32_t t, uint32_t ord)
+{
+    if (w->tt_last[t] == ord + 1) {
+        return CLEW_OK;
+    }
+    w->tt_last[t] = ord + 1;
+    w->tt_cnt[t]++;
+    if (w->n_occ == w->cap_occ) {
+        clew_status rc = grow_u32(&w->occ, &w->cap_occ, w->n_occ + 1);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+    }
+    w->occ[w->n_occ++] = t;
+    return CLEW_OK;
+}
+
+static unsigned letter_slot(unsigned letter)
+{
+    switch (letter) {
+    case 's':
+        return 0;
+    case 'e':
+        return 1;
+    case 'b':
+        return 2;
+    case 'i':
+        return 3;
+    default:
+        return 4;
+    }
+}
+
+/* The term id of attribute (sorted key kid, value v), NONE32 when the value is not indexed;
+ * `gid` is the value's gc id for a string (its term is then cached), else NONE32. Sets the
+ * key's PARTIAL flag as block.md says. */
+static clew_status attr_term(writer *w, uint32_t kid, const clew_value *v, uint32_t gid,
+                             uint32_t *out)
+{
+    *out = NONE32;
+    if (gid != NONE32 && w->gc.e[gid].tkey == kid + 1) {
+        *out = w->gc.e[gid].tid;
+        return CLEW_OK;
+    }
+    uint8_t tmp[8] = {0};
+    const void *vb;
+    size_t vlen;
+    unsigned letter = clew__blk_value_term(v, tmp, &vb, &vlen);
+    if (letter == 0) {
+        /* bytes can match a search (by base64), so the key is only partly indexed;
+         * arrays, kvlists and NaN never match, so they leave the index complete */
+        if (v->type == CLEW_VALUE_BYTES) {
+            w->key_flags[kid] |= BLK_KEY_PARTIAL;
+        }
+        return CLEW_OK;
+    }
+    clew_status rc = CLEW_OK;
+    if (vlen > w->max_value) {
+        w->key_flags[kid] |= BLK_KEY_PARTIAL;
+    } else if ((w->key_flags[kid] & BLK_KEY_UNINDEXED) != 0) {
+        return CLEW_OK; /* too many distinct values: its terms would be dropped */
+    } else {
+        /* clew__blk_term_hash with the first half (the key) cached per key and letter */
+        size_t slot = (size_t)kid * N_LETTERS + letter_slot(letter);
+        if (!w->kseed_ok[slot]) {
+            clew_str key = w->keys.strs[w->key_order[kid]];
+            w->kseed[slot] = XXH3_64bits_withSeed(key.ptr != NULL ? key.ptr : "", key.len,
+                                                  BLK_TERM_ATTR | letter << 8);
+            w->kseed_ok[slot] = 1;
+        }
+        /* numbers and booleans repeat (status codes, ports, flags): a direct-mapped cache
+         * of their terms skips the hash and the table */
+        fixed_term *ft = NULL;
+        uint64_t bits = 0;
+        if (letter != 's') {
+            memcpy(&bits, tmp, sizeof(tmp)); /* vb == tmp, the bytes beyond vlen are zero */
+            uint64_t mix = (bits ^ ((uint64_t)slot << 40)) * 0x9e3779b97f4a7c15ull;
+            ft = &w->fixed_terms[mix >> (64 - FIXED_TERMS_LOG)];
+            if (ft->t != 0 && ft->slot == slot + 1 && ft->bits == bits) {
+                *out = ft->t - 1;
+                return CLEW_OK;
+            }
+        }
+        uint64_t h = XXH3_64bits_withSeed(vb != NULL ? vb : "", vlen, w->kseed[slot]);
+        rc = term_get(w, h, kid, out);
+        if (rc == CLEW_OK && ft != NULL) {
+            ft->bits = bits;
+            ft->slot = (uint32_t)slot + 1;
+            ft->t = *out + 1;
+        }
+    }
+    if (rc == CLEW_OK && gid != NONE32) {
+        w->gc.e[gid].tkey = kid + 1;
+        w->gc.e[gid].tid = *out;
+    }
+    return rc;
+}
+
+/* The terms of a resource's attributes, computed on its first use, recorded for `ord`. */
+static clew_status resource_terms(writer *w, uint32_t rid, const clew_resource *r, uint32_t ord)
+{
+    clew_status rc = CLEW_OK;
+    if (w->res_tn[rid] == NONE32) {
+        size_t first = w->n_res_terms;
+        for (uint32_t i = 0; rc == CLEW_OK && i < r->attrs.n; i++) {
+            const clew_kv *kv = &r->attrs.items[i];
+            uint32_t kid, t;
+            rc = key_sorted(w, kv->key, &kid);
+            if (rc == CLEW_OK) {
+                rc = attr_term(w, kid, &kv->value, NONE32, &t);
+            }
+            if (rc == CLEW_OK && t != NONE32) {
+                rc = grow_u32(&w->res_terms, &w->cap_res_terms, w->n_res_terms + 1);
+                if (rc == CLEW_OK) {
+                    w->res_terms[w->n_res_terms++] = t;
+                }
+            }
+        }
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+        w->res_tfirst[rid] = (uint32_t)first;
+        w->res_tn[rid] = (uint32_t)(w->n_res_terms - first);
+    }
+    for (uint32_t k = 0; rc == CLEW_OK && k < w->res_tn[rid]; k++) {
+        rc = term_occ(w, w->res_terms[w->res_tfirst[rid] + k], ord);
+    }
+    return rc;
+}
+
+/* The name cache entry of STRINGS id sid (zeroed when new). */
+static clew_status name_entry(writer *w, uint32_t sid, name_cache **out)
+{
+    if (sid >= w->cap_names) {
+        size_t cap = next_cap(w->cap_names, (size_t)sid + 1, 256);
+        name_cache *p = clew__realloc(w->names, cap * sizeof(*p));
+        if (p == NULL) {
+            return CLEW_ENOMEM;
+        }
+        memset(p + w->cap_names, 0, (cap - w->cap_names) * sizeof(*p));
+        w->names = p;
+        w->cap_names = cap;
+    }
+    *out = &w->names[sid];
     return CLEW_OK;
 }
 
 static clew_status add_op(writer *w, uint32_t service, uint32_t name, uint32_t kind)
 {
-    if (w->n_ops > 0 && w->ops[w->n_ops - 1].service == service &&
-        w->ops[w->n_ops - 1].name == name && w->ops[w->n_ops - 1].kind == kind) {
-        return CLEW_OK;
-    }
     if (w->n_ops == w->cap_ops) {
-        size_t cap = w->cap_ops ? w->cap_ops * 2 : 1024;
+        size_t cap = next_cap(w->cap_ops, w->n_ops + 1, 1024);
         op_triple *o = clew__realloc(w->ops, cap * sizeof(*o));
         if (o == NULL) {
             return CLEW_ENOMEM;
@@ -552,39 +957,392 @@ static clew_status add_op(writer *w, uint32_t service, uint32_t name, uint32_t k
     return CLEW_OK;
 }
 
-static clew_status index_attrs(writer *w, const clew_attrs *a, uint32_t ord)
+/* The operation and the OP / SERVICE_OP terms of one span. */
+static clew_status span_name_terms(writer *w, uint32_t svc, uint32_t sid, clew_str name,
+                                   uint32_t kind, uint32_t ord)
+{
+    name_cache *nc;
+    clew_status rc = name_entry(w, sid, &nc);
+    if (rc != CLEW_OK) {
+        return rc;
+    }
+    uint32_t bit = kind < 32 ? 1u << kind : 0;
+    if (nc->op_svc != svc + 1) {
+        nc->op_svc = svc + 1;
+        nc->op_kinds = 0;
+    }
+    if ((nc->op_kinds & bit) == 0 || bit == 0) {
+        /* the rare duplicates left (a name in several services) fall out when the
+         * operations are sorted */
+        nc->op_kinds |= bit;
+        rc = add_op(w, svc, sid, kind);
+    }
+    if (rc == CLEW_OK && nc->sop_svc != svc + 1) {
+        clew_str svc_name = w->services.strs[w->svc_order[svc]];
+        rc = term_get(w, clew__blk_term_hash(BLK_TERM_SERVICE_OP, svc_name, name.ptr, name.len),
+                      NONE32, &nc->sop_term);
+        if (rc == CLEW_OK) {
+            nc->sop_svc = svc + 1;
+        }
+    }
+    if (rc == CLEW_OK) {
+        rc = term_occ(w, nc->sop_term, ord);
+    }
+    if (rc == CLEW_OK && nc->op_term == 0) {
+        uint32_t t;
+        rc = term_get(w, clew__blk_term_hash(BLK_TERM_OP, name, NULL, 0), NONE32, &t);
+        if (rc == CLEW_OK) {
+            nc->op_term = t + 1;
+        }
+    }
+    if (rc == CLEW_OK) {
+        rc = term_occ(w, nc->op_term - 1, ord);
+    }
+    return rc;
+}
+
+static clew_status service_term(writer *w, uint32_t svc, uint32_t ord)
+{
+    if (w->svc_term[svc] == 0) {
+        uint32_t t;
+        clew_str svc_name = w->services.strs[w->svc_order[svc]];
+        clew_status rc =
+            term_get(w, clew__blk_term_hash(BLK_TERM_SERVICE, svc_name, NULL, 0), NONE32, &t);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+        w->svc_term[svc] = t + 1;
+    }
+    return term_occ(w, w->svc_term[svc] - 1, ord);
+}
+
+/* ---- value dictionaries ----
+ *
+ * Strings that repeat across the block (SQL statements, routes, user agents) go to the
+ * block's VALUES dictionary once; strings that repeat only inside one page (a request id on
+ * every span of a trace) go to that page's dictionary. A string seen once whose skeleton (its
+ * text with the digit runs taken out, see clew__blk_skeleton) repeats is written as the
+ * skeleton's index plus its numbers. */
+
+#define GLOBAL_MIN 3u /* distinct traces a string must occur in for the VALUES dictionary */
+
+static clew_status reserve_skbuf(writer *w, size_t n)
+{
+    if (n <= w->skcap) {
+        return CLEW_OK;
+    }
+    size_t cap = next_cap(w->skcap, n, 256);
+    char *p = clew__realloc(w->skbuf, cap);
+    if (p == NULL) {
+        return CLEW_ENOMEM;
+    }
+    w->skbuf = p;
+    w->skcap = cap;
+    return CLEW_OK;
+}
+
+/* The gc id of the skeleton of string gid (interned when new, cached per string), NONE32
+ * when it has none. `counted`: also count one occurrence of the skeleton in trace `ord`. */
+static clew_status skel_of(writer *w, uint32_t gid, bool counted, uint32_t ord, uint32_t *out)
+{
+    uint32_t c = w->gc.e[gid].skel;
+    if (c == SKEL_UNKNOWN) {
+        clew_str s = w->gc.t.strs[gid];
+        c = SKEL_NONE;
+        if (s.len > 0) {
+            clew_status rc = reserve_skbuf(w, s.len);
+            if (rc != CLEW_OK) {
+                return rc;
+            }
+            uint64_t nums[BLK_MAX_RUNS];
+            uint8_t widths[BLK_MAX_RUNS];
+            clew_str skel = {w->skbuf, 0};
+            if (clew__blk_skeleton(s, w->skbuf, &skel.len, nums, widths) > 0) {
+                uint32_t sg;
+                rc = ctab_intern_copy(&w->gc, &w->garena, skel, &sg);
+                if (rc != CLEW_OK) {
+                    return rc;
+                }
+                c = sg + 2;
+            }
+        }
+        w->gc.e[gid].skel = c;
+    }
+    *out = c == SKEL_NONE ? NONE32 : c - 2;
+    if (counted && *out != NONE32) {
+        ctab_count_id(&w->gc, *out, ord);
+    }
+    return CLEW_OK;
+}
+
+/* Block-wide counting of event and link attribute values (span attributes take the fast
+ * path in count_global). */
+static clew_status count_attrs_global(writer *w, const clew_attrs *a, uint32_t ord)
 {
     for (uint32_t i = 0; i < a->n; i++) {
-        const clew_kv *kv = &a->items[i];
-        uint32_t kid;
-        clew_status rc = itab_put(&w->keys, &kv->key, &kid, NULL);
-        if (rc != CLEW_OK) {
-            return rc;
-        }
-        kid = w->key_remap[kid];
-        uint8_t tmp[8];
-        const void *vb;
-        size_t vlen;
-        unsigned letter = clew__blk_value_term(&kv->value, tmp, &vb, &vlen);
-        if (letter == 0) {
-            /* bytes can match a search (by base64), so the key is only partly indexed;
-             * arrays, kvlists and NaN never match, so they leave the index complete */
-            if (kv->value.type == CLEW_VALUE_BYTES) {
-                w->key_flags[kid] |= BLK_KEY_PARTIAL;
+        const clew_value *v = &a->items[i].value;
+        if (v->type == CLEW_VALUE_STRING) {
+            clew_status rc = ctab_add(&w->gc, v->u.s, ord, NULL);
+            if (rc != CLEW_OK) {
+                return rc;
             }
-            continue;
-        }
-        if (vlen > w->max_value) {
-            w->key_flags[kid] |= BLK_KEY_PARTIAL;
-            continue;
-        }
-        rc = add_term(w, clew__blk_term_hash(BLK_TERM_ATTR | letter << 8, kv->key, vb, vlen), ord,
-                      kid);
-        if (rc != CLEW_OK) {
-            return rc;
         }
     }
     return CLEW_OK;
+}
+
+/* The candidate entry of hash h in table t: the first slot on its probe path with the same
+ * tag (a hint, not a match), or NONE32. */
+static uint32_t itab_candidate(const itab *t, uint64_t h)
+{
+    if (t->n_slots == 0) {
+        return NONE32;
+    }
+    size_t mask = t->n_slots - 1;
+    for (size_t i = h & mask; t->slots[i] != 0; i = (i + 1) & mask) {
+        if (SLOT_TAG(t->slots[i]) == SLOT_TAG(h)) {
+            return (uint32_t)t->slots[i] - 1;
+        }
+    }
+    return NONE32;
+}
+
+/* Pass 0 of the VALUES dictionary for trace `ord`: adds every string value to gc and
+ * records its id in a_val (span attributes) in the order span attributes, then that span's
+ * events and links; records the trace's attribute search terms on the way. The table is larger than
+ * the caches, so the lookups are prepared for the whole trace first: hash every span attribute
+ * value and prefetch its slot, then the entry and text the slot points at, and only then intern
+ * them in order. */
+static clew_status count_global(writer *w, uint32_t ord)
+{
+    size_t ti = w->by_id[ord];
+    const clew_block_trace *t = &w->traces[ti];
+    size_t a0 = w->attr_base[w->span_base[ti]];
+    size_t na = w->attr_base[w->span_base[ti + 1]] - a0;
+    if (na > w->cap_th) {
+        size_t cap = next_cap(w->cap_th, na, 256);
+        uint64_t *h = clew__realloc(w->th, cap * sizeof(*h));
+        if (h == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->th = h;
+        uint32_t *c = clew__realloc(w->tcand, cap * sizeof(*c));
+        if (c == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->tcand = c;
+        w->cap_th = cap;
+    }
+    const itab *gt = &w->gc.t;
+    for (size_t j = 0; j < t->n_spans; j++) {
+        const clew_attrs *a = &t->spans[j]->attrs;
+        size_t ab = w->attr_base[w->span_base[ti] + j] - a0;
+        for (uint32_t k = 0; k < a->n; k++) {
+            if (a->items[k].value.type == CLEW_VALUE_STRING) {
+                uint64_t h = str_hash(a->items[k].value.u.s);
+                w->th[ab + k] = h;
+                if (gt->n_slots > 0) {
+                    __builtin_prefetch(&gt->slots[h & (gt->n_slots - 1)]);
+                }
+            }
+        }
+    }
+    for (size_t x = 0; x < na; x++) {
+        w->tcand[x] = NONE32;
+    }
+    for (size_t j = 0; j < t->n_spans; j++) {
+        const clew_attrs *a = &t->spans[j]->attrs;
+        size_t ab = w->attr_base[w->span_base[ti] + j] - a0;
+        for (uint32_t k = 0; k < a->n; k++) {
+            if (a->items[k].value.type == CLEW_VALUE_STRING) {
+                uint32_t c = itab_candidate(gt, w->th[ab + k]);
+                w->tcand[ab + k] = c;
+                if (c != NONE32) {
+                    __builtin_prefetch(&gt->strs[c]);
+                    __builtin_prefetch(&w->gc.e[c]);
+                }
+            }
+        }
+    }
+    for (size_t x = 0; x < na; x++) {
+        if (w->tcand[x] != NONE32) {
+            __builtin_prefetch(gt->strs[w->tcand[x]].ptr);
+        }
+    }
+    clew_status rc = CLEW_OK;
+    w->sums[ord].occ_first = w->n_occ;
+    for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
+        const clew_span_data *sp = t->spans[j];
+        size_t ab = w->attr_base[w->span_base[ti] + j];
+        for (uint32_t k = 0; rc == CLEW_OK && k < sp->attrs.n; k++) {
+            if (sp->attrs.items[k].value.type == CLEW_VALUE_STRING) {
+                uint32_t id;
+                rc = ctab_intern_h(&w->gc, sp->attrs.items[k].value.u.s, w->th[ab - a0 + k], &id);
+                if (rc == CLEW_OK) {
+                    ctab_count_id(&w->gc, id, ord);
+                    w->a_val[ab + k] = id;
+                }
+            }
+            /* the attribute's search term, while its value's entry is in the cache */
+            uint32_t term;
+            if (rc == CLEW_OK) {
+                rc = attr_term(w, w->a_key[ab + k], &sp->attrs.items[k].value, w->a_val[ab + k],
+                               &term);
+            }
+            if (rc == CLEW_OK && term != NONE32) {
+                rc = term_occ(w, term, ord);
+            }
+        }
+        /* the attributes of the resources the trace's spans use; each resource's terms
+         * are computed once, and a trace records each term once */
+        if (rc == CLEW_OK && (j == 0 || sp->resource != t->spans[j - 1]->resource)) {
+            uint32_t rid;
+            rc = itab_put_cached(&w->resources, &w->res_cache, sp->resource, &rid, NULL);
+            if (rc == CLEW_OK) {
+                rc = resource_terms(w, rid, sp->resource, ord);
+            }
+        }
+        for (uint32_t e = 0; rc == CLEW_OK && e < sp->n_events; e++) {
+            rc = count_attrs_global(w, &sp->events[e].attrs, ord);
+        }
+        for (uint32_t l = 0; rc == CLEW_OK && l < sp->n_links; l++) {
+            rc = count_attrs_global(w, &sp->links[l].attrs, ord);
+        }
+    }
+    w->sums[ord].occ_n = (uint32_t)(w->n_occ - w->sums[ord].occ_first);
+    return rc;
+}
+
+/* Pass 1 of the VALUES dictionary: counts the skeleton of every string seen once, in the
+ * order the strings were met. A string seen once occurs exactly once, and ids are given in
+ * the order of first occurrence, so walking the ids in order meets them in the order a
+ * second walk over the spans would, without reading the spans again; its one trace is
+ * `last`. A skeleton equal to a string not yet reached raises that string's count, which
+ * the walk sees, as a walk over the spans would. */
+static clew_status skeletons_global(writer *w)
+{
+    uint32_t n0 = w->gc.t.n;
+    for (uint32_t gid = 0; gid < n0; gid++) {
+        if (gid + 16 < n0 && w->gc.e[gid + 16].count == 1) {
+            __builtin_prefetch(w->gc.t.strs[gid + 16].ptr);
+        }
+        if (w->gc.e[gid].count == 1) {
+            uint32_t sg;
+            clew_status rc = skel_of(w, gid, true, w->gc.e[gid].last - 1, &sg);
+            if (rc != CLEW_OK) {
+                return rc;
+            }
+        }
+    }
+    return CLEW_OK;
+}
+
+/* Counts one occurrence of gc string gid in the page being cut. */
+static clew_status pc_add(writer *w, uint32_t gid)
+{
+    uint32_t p = w->gc.e[gid].pmap;
+    if (p == 0) {
+        if (w->n_pc == w->cap_pc) {
+            size_t cap = next_cap(w->cap_pc, w->n_pc + 1, 1024);
+            uint32_t **arrs[3] = {&w->pc_gid, &w->pc_count, &w->pc_index};
+            for (int k = 0; k < 3; k++) {
+                uint32_t *q = clew__realloc(*arrs[k], cap * sizeof(*q));
+                if (q == NULL) {
+                    return CLEW_ENOMEM;
+                }
+                *arrs[k] = q;
+            }
+            w->cap_pc = cap;
+        }
+        p = (uint32_t)w->n_pc++;
+        w->pc_gid[p] = gid;
+        w->pc_count[p] = 0;
+        w->pc_index[p] = 0;
+        w->gc.e[gid].pmap = p + 1;
+    } else {
+        p--;
+    }
+    w->pc_count[p]++;
+    return CLEW_OK;
+}
+
+/* Starts loading the value table entries of trace `ti`'s span attributes: the passes over a
+ * trace look each of them up, and they are scattered over a table larger than the caches. */
+static void prefetch_values(const writer *w, size_t ti)
+{
+    size_t a0 = w->attr_base[w->span_base[ti]];
+    size_t a1 = w->attr_base[w->span_base[ti + 1]];
+    for (size_t a = a0; a < a1; a++) {
+        if (w->a_val[a] != NONE32) {
+            __builtin_prefetch(&w->gc.e[w->a_val[a]]);
+        }
+    }
+}
+
+/* Counts the string values of pending trace `ord` not in VALUES for the page dictionary
+ * (pass 0; pass 1 is in flush_page). */
+static clew_status count_page(writer *w, uint32_t ord)
+{
+    size_t ti = w->by_id[ord];
+    const clew_block_trace *t = &w->traces[ti];
+    clew_status rc = CLEW_OK;
+    prefetch_values(w, ti);
+    for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
+        const clew_span_data *sp = t->spans[j];
+        size_t ab = w->attr_base[w->span_base[ti] + j];
+        for (uint32_t k = 0; rc == CLEW_OK && k < sp->attrs.n; k++) {
+            uint32_t gid = w->a_val[ab + k];
+            if (gid != NONE32 && w->gc.e[gid].index == 0) {
+                rc = pc_add(w, gid);
+            }
+        }
+        for (uint32_t e = 0; e < sp->n_events + sp->n_links && rc == CLEW_OK; e++) {
+            const clew_attrs *a =
+                e < sp->n_events ? &sp->events[e].attrs : &sp->links[e - sp->n_events].attrs;
+            for (uint32_t k = 0; rc == CLEW_OK && k < a->n; k++) {
+                uint32_t gid;
+                if (a->items[k].value.type == CLEW_VALUE_STRING &&
+                    itab_find_str(&w->gc.t, a->items[k].value.u.s, &gid) &&
+                    w->gc.e[gid].index == 0) {
+                    rc = pc_add(w, gid);
+                }
+            }
+        }
+    }
+    return rc;
+}
+
+/* The DICT index of gc string gid: block dictionary first, then the page's. */
+static bool dict_ref_id(const writer *w, uint32_t gid, uint32_t *out)
+{
+    uint32_t g = w->gc.e[gid].index;
+    if (g != 0) {
+        *out = g - 1;
+        return true;
+    }
+    uint32_t p = w->gc.e[gid].pmap;
+    if (p != 0 && w->pc_index[p - 1] != 0) {
+        *out = w->n_values + w->pc_index[p - 1] - 1;
+        return true;
+    }
+    return false;
+}
+
+/* The str_fn of event and link attributes in pages: a string that repeats in the page is a
+ * dictionary index; anything else stays inline. */
+static clew_status page_str(void *ud, clew_buf *b, clew_str s, bool *done)
+{
+    writer *w = ud;
+    uint32_t gid, idx;
+    if (!itab_find_str(&w->gc.t, s, &gid) || !dict_ref_id(w, gid, &idx)) {
+        return CLEW_OK;
+    }
+    clew_status rc = clew__buf_putc(b, (char)BLK_VALUE_DICT);
+    if (rc == CLEW_OK) {
+        rc = clew__blk_put_varint(b, idx);
+    }
+    *done = rc == CLEW_OK;
+    return rc;
 }
 
 static clew_status compress_page(writer *w)
@@ -624,148 +1382,104 @@ static clew_status compress_page(writer *w)
     return CLEW_OK;
 }
 
-static int span_ref_cmp(const void *a, const void *b)
-{
-    const span_ref *x = a, *y = b;
-    if (x->sp->start_ns != y->sp->start_ns) {
-        return x->sp->start_ns < y->sp->start_ns ? -1 : 1;
-    }
-    return x->idx < y->idx ? -1 : x->idx > y->idx ? 1 : 0;
-}
-
-static int span_id_cmp(const void *a, const void *b)
-{
-    const span_ref *x = a, *y = b;
-    return memcmp(x->sp->span_id.bytes, y->sp->span_id.bytes, 8);
-}
-
 static bool zero_span_id(const clew_span_id *id)
 {
     static const uint8_t zero[8];
     return memcmp(id->bytes, zero, 8) == 0;
 }
 
-static clew_status put_inline_strs(clew_buf *b, const span_ref *s, uint32_t n, size_t field)
+typedef struct span_key {
+    uint64_t k;
+    uint32_t pos;
+} span_key;
+
+static int span_key_cmp(const void *a, const void *b)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        const clew_str *str = (const clew_str *)((const char *)s[i].sp + field);
-        if (str->len > 0) {
-            clew_status rc = clew__blk_put_str(b, *str);
-            if (rc != CLEW_OK) {
-                return rc;
+    const span_key *x = a, *y = b;
+    if (x->k != y->k) {
+        return x->k < y->k ? -1 : 1;
+    }
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static uint64_t span_id_u64(const clew_span_id *id)
+{
+    uint64_t v;
+    memcpy(&v, id->bytes, 8);
+    return v;
+}
+
+/* Small traces are sorted by insertion (no calls through a comparison function); larger
+ * ones with qsort. Both sort by (start, input index), a total order, so the result is the
+ * same. */
+#define SMALL_TRACE 32u
+
+/* Orders trace t's spans by start time (ties in input order): pos[i] = input index of the
+ * i-th span; then the parents column: par[i] = 0 (root), p + 1 (the p-th span in start
+ * order; the first one when ids repeat), n + 1 (outside the trace). */
+static void order_spans(writer *w, const clew_block_trace *t, uint32_t *pos, uint32_t *par)
+{
+    uint32_t n = (uint32_t)t->n_spans;
+    const clew_span_data *const *sp = t->spans;
+    span_key *sk = w->skeys;
+    if (n <= SMALL_TRACE) {
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t s = sp[i]->start_ns;
+            uint32_t j = i;
+            while (j > 0 && sp[pos[j - 1]]->start_ns > s) {
+                pos[j] = pos[j - 1];
+                j--;
             }
+            pos[j] = i;
+        }
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            sk[i].k = sp[i]->start_ns;
+            sk[i].pos = i;
+        }
+        qsort(sk, n, sizeof(*sk), span_key_cmp);
+        for (uint32_t i = 0; i < n; i++) {
+            pos[i] = sk[i].pos;
         }
     }
-    return CLEW_OK;
-}
-
-/* ---- value dictionaries ----
- *
- * Strings that repeat across the block (SQL statements, routes, user agents) go to the
- * block's VALUES dictionary once; strings that repeat only inside one page (a request id on
- * every span of a trace) go to that page's dictionary. A string seen once whose skeleton (its
- * text with the digit runs taken out, see clew__blk_skeleton) repeats is written as the
- * skeleton's index plus its numbers. */
-
-#define GLOBAL_MIN 3u /* distinct traces a string must occur in for the VALUES dictionary */
-
-static clew_status skeleton_add(ctab *c, clew_arena *a, clew_str s, uint32_t ord)
-{
-    if (s.len == 0) {
-        return CLEW_OK;
+    if (n > SMALL_TRACE) {
+        for (uint32_t i = 0; i < n; i++) {
+            sk[i].k = span_id_u64(&sp[pos[i]]->span_id);
+            sk[i].pos = i;
+        }
+        qsort(sk, n, sizeof(*sk), span_key_cmp);
     }
-    char *sk = clew__arena_alloc(a, s.len);
-    if (sk == NULL) {
-        return CLEW_ENOMEM;
-    }
-    uint64_t nums[BLK_MAX_RUNS];
-    uint8_t widths[BLK_MAX_RUNS];
-    clew_str skel = {sk, 0};
-    if (clew__blk_skeleton(s, sk, &skel.len, nums, widths) == 0) {
-        return CLEW_OK;
-    }
-    return ctab_add(c, skel, ord);
-}
-
-/* pass 0 counts whole strings, pass 1 the skeletons of strings seen once; `global` counts
- * for the block, otherwise for the page (leaving out what the block dictionary has). */
-static clew_status count_attrs(writer *w, const clew_attrs *a, int pass, bool global, uint32_t ord)
-{
-    for (uint32_t i = 0; i < a->n; i++) {
-        const clew_value *v = &a->items[i].value;
-        if (v->type != CLEW_VALUE_STRING) {
+    for (uint32_t i = 0; i < n; i++) {
+        const clew_span_id *pid = &sp[pos[i]]->parent_span_id;
+        if (zero_span_id(pid)) {
+            par[i] = 0;
             continue;
         }
-        clew_str str = v->u.s;
-        clew_status rc = CLEW_OK;
-        if (global) {
-            if (pass == 0) {
-                rc = ctab_add(&w->gc, str, ord);
-            } else if (ctab_count(&w->gc, str) == 1) {
-                rc = skeleton_add(&w->gc, &w->garena, str, ord);
+        uint64_t k = span_id_u64(pid);
+        uint32_t hit = NONE32;
+        if (n <= SMALL_TRACE) {
+            for (uint32_t j = 0; j < n; j++) {
+                if (span_id_u64(&sp[pos[j]]->span_id) == k) {
+                    hit = j;
+                    break;
+                }
             }
-        } else if (ctab_index(&w->gc, str) == 0) {
-            if (pass == 0) {
-                rc = ctab_add(&w->pc, str, ord);
-            } else if (ctab_count(&w->pc, str) == 1) {
-                rc = skeleton_add(&w->pc, &w->parena, str, ord);
+        } else {
+            size_t lo = 0, hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (sk[mid].k < k) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            if (lo < n && sk[lo].k == k) {
+                hit = sk[lo].pos;
             }
         }
-        if (rc != CLEW_OK) {
-            return rc;
-        }
+        par[i] = hit != NONE32 ? hit + 1 : n + 1;
     }
-    return CLEW_OK;
-}
-
-static clew_status count_trace(writer *w, uint32_t ord, int pass, bool global)
-{
-    const clew_block_trace *t = &w->traces[w->by_id[ord]];
-    clew_status rc = CLEW_OK;
-    for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
-        const clew_span_data *sp = t->spans[j];
-        rc = count_attrs(w, &sp->attrs, pass, global, ord);
-        for (uint32_t e = 0; rc == CLEW_OK && e < sp->n_events; e++) {
-            rc = count_attrs(w, &sp->events[e].attrs, pass, global, ord);
-        }
-        for (uint32_t l = 0; rc == CLEW_OK && l < sp->n_links; l++) {
-            rc = count_attrs(w, &sp->links[l].attrs, pass, global, ord);
-        }
-    }
-    return rc;
-}
-
-/* The DICT index of a string: block dictionary first, then the page's. */
-static bool dict_ref(const writer *w, clew_str s, uint32_t *out)
-{
-    uint32_t g = ctab_index(&w->gc, s);
-    if (g != 0) {
-        *out = g - 1;
-        return true;
-    }
-    uint32_t p = ctab_index(&w->pc, s);
-    if (p != 0) {
-        *out = w->n_values + p - 1;
-        return true;
-    }
-    return false;
-}
-
-/* The str_fn of event and link attributes in pages: a string that repeats in the page is a
- * dictionary index; anything else stays inline. */
-static clew_status page_str(void *ud, clew_buf *b, clew_str s, bool *done)
-{
-    writer *w = ud;
-    uint32_t idx;
-    if (!dict_ref(w, s, &idx)) {
-        return CLEW_OK;
-    }
-    clew_status rc = clew__buf_putc(b, (char)BLK_VALUE_DICT);
-    if (rc == CLEW_OK) {
-        rc = clew__blk_put_varint(b, idx);
-    }
-    *done = rc == CLEW_OK;
-    return rc;
 }
 
 /* The form a top-level attribute value takes in a page: what goes into the shape column
@@ -780,7 +1494,8 @@ typedef struct vform {
     unsigned scale;
 } vform;
 
-static clew_status choose_form(writer *w, const clew_value *v, vform *f)
+/* `gid`: the gc id of a string value. */
+static clew_status choose_form(writer *w, const clew_value *v, uint32_t gid, vform *f)
 {
     f->tag = (unsigned)v->type;
     if (v->type == CLEW_VALUE_DOUBLE) {
@@ -793,21 +1508,35 @@ static clew_status choose_form(writer *w, const clew_value *v, vform *f)
         return CLEW_OK;
     }
     uint32_t idx;
-    if (dict_ref(w, v->u.s, &idx)) {
+    if (dict_ref_id(w, gid, &idx)) {
         f->tag = BLK_VALUE_DICT;
         f->a = idx;
         return CLEW_OK;
     }
-    if (v->u.s.len == 0) {
+    uint32_t sk = w->gc.e[gid].skel;
+    if (v->u.s.len == 0 || sk == SKEL_NONE || (sk >= 2 && !dict_ref_id(w, sk - 2, &idx))) {
+        return CLEW_OK; /* no skeleton, or one in no dictionary: inline */
+    }
+    clew_status rc = reserve_skbuf(w, v->u.s.len);
+    if (rc != CLEW_OK) {
+        return rc;
+    }
+    clew_str skel = {w->skbuf, 0};
+    f->runs = clew__blk_skeleton(v->u.s, w->skbuf, &skel.len, f->nums, f->widths);
+    if (f->runs == 0) {
         return CLEW_OK;
     }
-    char *sk = clew__arena_alloc(&w->parena, v->u.s.len);
-    if (sk == NULL) {
-        return CLEW_ENOMEM;
+    /* a string seen once in its page had its skeleton interned when the page was counted;
+     * otherwise look it up without interning it */
+    uint32_t sg;
+    bool have;
+    if (w->gc.e[gid].skel >= 2) {
+        sg = w->gc.e[gid].skel - 2;
+        have = true;
+    } else {
+        have = itab_find_str(&w->gc.t, skel, &sg);
     }
-    clew_str skel = {sk, 0};
-    f->runs = clew__blk_skeleton(v->u.s, sk, &skel.len, f->nums, f->widths);
-    if (f->runs > 0 && dict_ref(w, skel, &idx)) {
+    if (have && dict_ref_id(w, sg, &idx)) {
         f->tag = BLK_VALUE_TEMPLATE;
         f->a = idx;
     }
@@ -816,14 +1545,14 @@ static clew_status choose_form(writer *w, const clew_value *v, vform *f)
 
 static clew_status put_shape(clew_buf *b, const vform *f)
 {
-    clew_status rc = clew__buf_putc(b, (char)f->tag);
+    clew_status rc = blk_buf_byte(b, (uint8_t)f->tag);
     if (rc == CLEW_OK && f->tag == BLK_VALUE_TEMPLATE) {
-        rc = clew__blk_put_varint(b, f->a);
+        rc = blk_buf_varint(b, f->a);
         for (unsigned r = 0; rc == CLEW_OK && r < f->runs; r++) {
-            rc = clew__buf_putc(b, (char)f->widths[r]);
+            rc = blk_buf_byte(b, f->widths[r]);
         }
     } else if (rc == CLEW_OK && f->tag == BLK_VALUE_DECIMAL) {
-        rc = clew__buf_putc(b, (char)f->scale);
+        rc = blk_buf_byte(b, (uint8_t)f->scale);
     }
     return rc;
 }
@@ -833,243 +1562,235 @@ static clew_status put_form(clew_buf *b, const clew_value *v, const vform *f)
     clew_status rc = CLEW_OK;
     switch (f->tag) {
     case BLK_VALUE_DICT:
-        return clew__blk_put_varint(b, f->a);
+        return blk_buf_varint(b, f->a);
     case BLK_VALUE_TEMPLATE:
         for (unsigned r = 0; rc == CLEW_OK && r < f->runs; r++) {
-            rc = clew__blk_put_varint(b, f->nums[r]);
+            rc = blk_buf_varint(b, f->nums[r]);
         }
         return rc;
     case BLK_VALUE_DECIMAL:
-        return clew__blk_put_varint(b, blk_zigzag(f->m));
+        return blk_buf_varint(b, blk_zigzag(f->m));
+    case CLEW_VALUE_STRING:
+    case CLEW_VALUE_BYTES:
+        rc = blk_buf_varint(b, v->u.s.len);
+        if (rc == CLEW_OK && v->u.s.len > 0) {
+            rc = blk_buf_bytes(b, v->u.s.ptr, v->u.s.len);
+        }
+        return rc;
+    case CLEW_VALUE_BOOL:
+        return blk_buf_byte(b, v->u.b ? 1 : 0);
+    case CLEW_VALUE_INT:
+        return blk_buf_varint(b, blk_zigzag(v->u.i));
     default:
         return clew__blk_put_payload(b, v, 0);
     }
 }
 
-typedef struct attr_ref {
-    uint32_t key;
-    uint32_t k; /* position in the shape column */
-    const clew_value *v;
-} attr_ref;
-
-static int attr_ref_cmp(const void *x, const void *y)
+static int u32_cmp(const void *a, const void *b)
 {
-    const attr_ref *a = x, *b = y;
-    if (a->key != b->key) {
-        return a->key < b->key ? -1 : 1;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void sort_u32(uint32_t *a, size_t n)
+{
+    if (n > SMALL_TRACE) {
+        qsort(a, n, sizeof(*a), u32_cmp);
+        return;
     }
-    return a->k < b->k ? -1 : a->k > b->k;
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1] > x) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
 }
 
 /* Span attributes of a trace in two parts: the shape (per span: count, dropped, then key id
  * and form tag of each attribute), then the values grouped by key id, so that a key's values
- * sit together and zstd sees one run of similar bytes instead of ten interleaved ones. */
-static clew_status encode_span_attrs(writer *w, clew_buf *b, const span_ref *s, uint32_t n)
+ * sit together and zstd sees one run of similar bytes instead of ten interleaved ones.
+ * `pos` gives the spans in start order; `gs0` is the trace's first global span index. */
+static clew_status encode_span_attrs(writer *w, clew_buf *b, const clew_block_trace *t, size_t gs0,
+                                     const uint32_t *pos, uint32_t n)
 {
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        total += s[i].sp->attrs.n;
+        total += t->spans[i]->attrs.n;
     }
     if (total > w->cap_aref) {
-        attr_ref *r = clew__realloc(w->aref, total * sizeof(*r));
-        vform *f = r == NULL ? NULL : clew__realloc(w->forms, total * sizeof(*f));
-        if (r != NULL) {
-            w->aref = r;
-        }
+        size_t cap = next_cap(w->cap_aref, total, 256);
+        vform *f = clew__realloc(w->forms, cap * sizeof(*f));
         if (f == NULL) {
             return CLEW_ENOMEM;
         }
         w->forms = f;
-        w->cap_aref = total;
+        const clew_value **av = clew__realloc(w->avals, cap * sizeof(*av));
+        if (av == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->avals = av;
+        uint32_t **arrs[3] = {&w->perm, &w->touched, &w->akeys};
+        for (int k = 0; k < 3; k++) {
+            uint32_t *p = clew__realloc(*arrs[k], cap * sizeof(*p));
+            if (p == NULL) {
+                return CLEW_ENOMEM;
+            }
+            *arrs[k] = p;
+        }
+        w->cap_aref = cap;
     }
     clew_status rc = CLEW_OK;
-    uint32_t k = 0;
+    size_t k = 0;
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_attrs *a = &s[i].sp->attrs;
-        rc = clew__blk_put_varint(b, a->n);
+        const clew_attrs *a = &t->spans[pos[i]]->attrs;
+        size_t ab = w->attr_base[gs0 + pos[i]];
+        rc = blk_buf_varint(b, a->n);
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_varint(b, a->dropped);
+            rc = blk_buf_varint(b, a->dropped);
         }
         for (uint32_t j = 0; rc == CLEW_OK && j < a->n; j++, k++) {
-            uint32_t kid = 0;
-            rc = key_sorted(w, a->items[j].key, &kid);
+            uint32_t kid = w->a_key[ab + j];
+            rc = choose_form(w, &a->items[j].value, w->a_val[ab + j], &w->forms[k]);
             if (rc == CLEW_OK) {
-                rc = choose_form(w, &a->items[j].value, &w->forms[k]);
-            }
-            if (rc == CLEW_OK) {
-                rc = clew__blk_put_varint(b, kid);
+                rc = blk_buf_varint(b, kid);
             }
             if (rc == CLEW_OK) {
                 rc = put_shape(b, &w->forms[k]);
             }
-            w->aref[k].key = kid;
-            w->aref[k].k = k;
-            w->aref[k].v = &a->items[j].value;
+            w->akeys[k] = kid;
+            w->avals[k] = &a->items[j].value;
         }
     }
-    if (rc == CLEW_OK && total > 1) {
-        qsort(w->aref, total, sizeof(*w->aref), attr_ref_cmp);
+    if (rc != CLEW_OK) {
+        return rc;
+    }
+    /* a stable counting sort by key id: the value column order */
+    size_t nt = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (w->kcount[w->akeys[i]]++ == 0) {
+            w->touched[nt++] = w->akeys[i];
+        }
+    }
+    sort_u32(w->touched, nt);
+    uint32_t at = 0;
+    for (size_t i = 0; i < nt; i++) {
+        uint32_t c = w->kcount[w->touched[i]];
+        w->kcount[w->touched[i]] = at;
+        at += c;
+    }
+    for (size_t i = 0; i < total; i++) {
+        w->perm[w->kcount[w->akeys[i]]++] = (uint32_t)i;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        w->kcount[w->touched[i]] = 0;
     }
     for (size_t i = 0; rc == CLEW_OK && i < total; i++) {
-        rc = put_form(b, w->aref[i].v, &w->forms[w->aref[i].k]);
+        uint32_t x = w->perm[i];
+        rc = put_form(b, w->avals[x], &w->forms[x]);
     }
     return rc;
 }
 
-static clew_status encode_trace(writer *w, clew_buf *b, const span_ref *s, const span_ref *by_sid,
-                                uint32_t n, uint64_t t0);
-
-/* Cuts the pending traces into one page: dictionary, then each trace record. */
-static clew_status flush_page(writer *w)
+static clew_status put_inline_str(clew_buf *b, clew_str s)
 {
-    if (w->n_pend == 0) {
+    if (s.len == 0) {
         return CLEW_OK;
     }
-    itab_clear(&w->pc.t);
-    clew__arena_reset(&w->parena);
-    clew_status rc = CLEW_OK;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; rc == CLEW_OK && i < w->n_pend; i++) {
-            rc = count_trace(w, w->pend[i], pass, false);
-        }
-    }
-    uint32_t n_dict = rc == CLEW_OK ? ctab_assign(&w->pc, 2, false) : 0;
-    clew__buf_reset(&w->page);
+    clew_status rc = blk_buf_varint(b, s.len);
     if (rc == CLEW_OK) {
-        rc = clew__blk_put_varint(&w->page, n_dict);
+        rc = blk_buf_bytes(b, s.ptr, s.len);
     }
-    for (uint32_t id = 0; rc == CLEW_OK && id < w->pc.t.n; id++) {
-        if (w->pc.index[id] != 0) {
-            rc = clew__blk_put_str(&w->page, w->pc.t.strs[id]);
-        }
-    }
-    for (size_t k = 0; rc == CLEW_OK && k < w->n_pend; k++) {
-        uint32_t ord = w->pend[k];
-        const clew_block_trace *t = &w->traces[w->by_id[ord]];
-        uint32_t n = (uint32_t)t->n_spans;
-        for (uint32_t i = 0; i < n; i++) {
-            w->refs[i].sp = t->spans[i];
-            w->refs[i].idx = i;
-        }
-        qsort(w->refs, n, sizeof(*w->refs), span_ref_cmp);
-        for (uint32_t i = 0; i < n; i++) {
-            w->refs[i].idx = i; /* now the position in start order */
-            w->by_sid[i] = w->refs[i];
-        }
-        qsort(w->by_sid, n, sizeof(*w->by_sid), span_id_cmp);
-        w->sums[ord].page = w->n_pages;
-        w->sums[ord].offset = (uint32_t)w->page.len;
-        rc = encode_trace(w, &w->page, w->refs, w->by_sid, n, w->refs[0].sp->start_ns);
-    }
-    if (rc == CLEW_OK) {
-        rc = compress_page(w);
-    }
-    w->n_pend = 0;
-    w->page_est = 0;
     return rc;
 }
 
-/* Encodes one trace, column by column (docs/internals/block.md, "trace record"). `s` is in
- * start order; `by_sid` is the same spans sorted by span id, to find parents. */
-static clew_status encode_trace(writer *w, clew_buf *b, const span_ref *s, const span_ref *by_sid,
-                                uint32_t n, uint64_t t0)
+/* Encodes trace `ord`, column by column (docs/internals/block.md, "trace record"), with
+ * the span order and parents write_trace computed. */
+static clew_status encode_trace(writer *w, clew_buf *b, uint32_t ord)
 {
-    clew_status rc = clew__blk_put_varint(b, n);
+    size_t ti = w->by_id[ord];
+    const clew_block_trace *t = &w->traces[ti];
+    uint32_t n = (uint32_t)t->n_spans;
+    size_t gs0 = w->span_base[ti];
+    const uint32_t *pos = &w->s_idx[gs0];
+    const uint32_t *par = &w->s_par[gs0];
+    const uint32_t *names = &w->s_name[gs0];
+    const clew_span_data *const *spans = t->spans;
+    uint64_t t0 = spans[pos[0]]->start_ns;
+    prefetch_values(w, ti);
+    clew_status rc = blk_buf_varint(b, n);
     if (rc == CLEW_OK) {
-        rc = clew__blk_put_varint(b, t0);
+        rc = blk_buf_varint(b, t0);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        rc = clew__buf_append(b, s[i].sp->span_id.bytes, 8);
+        rc = blk_buf_bytes(b, spans[pos[i]]->span_id.bytes, 8);
     }
     /* parents: 0 = none (all-zero id), i + 1 = the i-th span of this trace (start order),
      * n + 1 = outside the trace (the 8 bytes follow) */
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_span_data *sp = s[i].sp;
-        if (zero_span_id(&sp->parent_span_id)) {
-            rc = clew__blk_put_varint(b, 0);
-            continue;
-        }
-        span_ref key = {.sp = NULL, .idx = 0};
-        clew_span_data probe;
-        memcpy(probe.span_id.bytes, sp->parent_span_id.bytes, 8);
-        key.sp = &probe;
-        const span_ref *hit = bsearch(&key, by_sid, n, sizeof(*by_sid), span_id_cmp);
-        if (hit != NULL) {
-            rc = clew__blk_put_varint(b, (uint64_t)hit->idx + 1);
-        } else {
-            rc = clew__blk_put_varint(b, (uint64_t)n + 1);
-            if (rc == CLEW_OK) {
-                rc = clew__buf_append(b, sp->parent_span_id.bytes, 8);
-            }
+        rc = blk_buf_varint(b, par[i]);
+        if (rc == CLEW_OK && par[i] == n + 1) {
+            rc = blk_buf_bytes(b, spans[pos[i]]->parent_span_id.bytes, 8);
         }
     }
     /* starts: from the parent's start when the parent comes earlier in the trace (children
      * start soon after their parent, so the numbers are small), else from the trace start */
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_span_data *sp = s[i].sp;
+        const clew_span_data *sp = spans[pos[i]];
         uint64_t base = t0;
-        if (!zero_span_id(&sp->parent_span_id)) {
-            span_ref key;
-            clew_span_data probe;
-            memcpy(probe.span_id.bytes, sp->parent_span_id.bytes, 8);
-            key.sp = &probe;
-            key.idx = 0;
-            const span_ref *hit = bsearch(&key, by_sid, n, sizeof(*by_sid), span_id_cmp);
-            if (hit != NULL && hit->idx < i) {
-                base = hit->sp->start_ns;
-            }
+        if (par[i] >= 1 && par[i] <= n && par[i] - 1 < i) {
+            base = spans[pos[par[i] - 1]]->start_ns;
         }
-        rc = clew__blk_put_varint(b, blk_zigzag((int64_t)(sp->start_ns - base)));
+        rc = blk_buf_varint(b, blk_zigzag((int64_t)(sp->start_ns - base)));
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        rc = clew__blk_put_varint(b, blk_zigzag((int64_t)(s[i].sp->end_ns - s[i].sp->start_ns)));
+        const clew_span_data *sp = spans[pos[i]];
+        rc = blk_buf_varint(b, blk_zigzag((int64_t)(sp->end_ns - sp->start_ns)));
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        uint32_t sid;
-        rc = str_id(w, s[i].sp->name, &sid);
-        if (rc == CLEW_OK) {
-            rc = clew__blk_put_varint(b, sid);
-        }
+        rc = blk_buf_varint(b, names[i]);
     }
     /* kind (3 bits), status code (2 bits), has trace_state, has status message */
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_span_data *sp = s[i].sp;
+        const clew_span_data *sp = spans[pos[i]];
         unsigned bits = ((unsigned)sp->kind & 7u) | ((unsigned)sp->status_code & 3u) << 3 |
                         (sp->trace_state.len > 0 ? 1u << 5 : 0) |
                         (sp->status_message.len > 0 ? 1u << 6 : 0);
-        rc = clew__buf_putc(b, (char)bits);
+        rc = blk_buf_byte(b, (uint8_t)bits);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        rc = clew__blk_put_varint(b, s[i].sp->flags);
+        rc = blk_buf_varint(b, spans[pos[i]]->flags);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
         uint32_t rid;
-        rc = itab_put_cached(&w->resources, &w->res_cache, s[i].sp->resource, &rid, NULL);
+        rc = itab_put_cached(&w->resources, &w->res_cache, spans[pos[i]]->resource, &rid, NULL);
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_varint(b, rid);
+            rc = blk_buf_varint(b, rid);
         }
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
         uint32_t cid;
-        rc = itab_put_cached(&w->scopes, &w->scope_cache, s[i].sp->scope, &cid, NULL);
+        rc = itab_put_cached(&w->scopes, &w->scope_cache, spans[pos[i]]->scope, &cid, NULL);
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_varint(b, cid);
+            rc = blk_buf_varint(b, cid);
         }
     }
-    if (rc == CLEW_OK) {
-        rc = put_inline_strs(b, s, n, offsetof(clew_span_data, trace_state));
-    }
-    if (rc == CLEW_OK) {
-        rc = put_inline_strs(b, s, n, offsetof(clew_span_data, status_message));
-    }
-    if (rc == CLEW_OK) {
-        rc = encode_span_attrs(w, b, s, n);
+    for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
+        rc = put_inline_str(b, spans[pos[i]]->trace_state);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_span_data *sp = s[i].sp;
-        rc = clew__blk_put_varint(b, sp->n_events);
+        rc = put_inline_str(b, spans[pos[i]]->status_message);
+    }
+    if (rc == CLEW_OK) {
+        rc = encode_span_attrs(w, b, t, gs0, pos, n);
+    }
+    for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
+        const clew_span_data *sp = spans[pos[i]];
+        rc = blk_buf_varint(b, sp->n_events);
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_varint(b, sp->dropped_events);
+            rc = blk_buf_varint(b, sp->dropped_events);
         }
         for (uint32_t e = 0; rc == CLEW_OK && e < sp->n_events; e++) {
             const clew_event_data *ev = &sp->events[e];
@@ -1083,10 +1804,10 @@ static clew_status encode_trace(writer *w, clew_buf *b, const span_ref *s, const
         }
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_span_data *sp = s[i].sp;
-        rc = clew__blk_put_varint(b, sp->n_links);
+        const clew_span_data *sp = spans[pos[i]];
+        rc = blk_buf_varint(b, sp->n_links);
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_varint(b, sp->dropped_links);
+            rc = blk_buf_varint(b, sp->dropped_links);
         }
         for (uint32_t l = 0; rc == CLEW_OK && l < sp->n_links; l++) {
             const clew_link_data *ln = &sp->links[l];
@@ -1108,37 +1829,83 @@ static clew_status encode_trace(writer *w, clew_buf *b, const span_ref *s, const
     return rc;
 }
 
-static int u32_cmp(const void *a, const void *b)
+/* Cuts the pending traces into one page: dictionary, then each trace record. */
+static clew_status flush_page(writer *w)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    if (w->n_pend == 0) {
+        return CLEW_OK;
+    }
+    for (size_t p = 0; p < w->n_pc; p++) {
+        w->gc.e[w->pc_gid[p]].pmap = 0;
+    }
+    w->n_pc = 0;
+    clew_status rc = CLEW_OK;
+    for (size_t i = 0; rc == CLEW_OK && i < w->n_pend; i++) {
+        rc = count_page(w, w->pend[i]);
+    }
+    /* pass 1: the skeleton of each string seen once in the page, in the order the strings
+     * were met (see skeletons_global for why the table order is that order) */
+    size_t n0 = w->n_pc;
+    for (size_t p = 0; rc == CLEW_OK && p < n0; p++) {
+        uint32_t sg;
+        if (w->pc_count[p] == 1) {
+            rc = skel_of(w, w->pc_gid[p], false, 0, &sg);
+            if (rc == CLEW_OK && sg != NONE32) {
+                rc = pc_add(w, sg);
+            }
+        }
+    }
+    /* the page dictionary: strings seen at least twice in the page, first seen first */
+    uint32_t n_dict = 0;
+    for (size_t p = 0; p < w->n_pc; p++) {
+        w->pc_index[p] = w->pc_count[p] >= 2 ? ++n_dict : 0;
+    }
+    clew__buf_reset(&w->page);
+    if (rc == CLEW_OK) {
+        rc = clew__blk_put_varint(&w->page, n_dict);
+    }
+    for (size_t p = 0; rc == CLEW_OK && p < w->n_pc; p++) {
+        if (w->pc_index[p] != 0) {
+            rc = clew__blk_put_str(&w->page, w->gc.t.strs[w->pc_gid[p]]);
+        }
+    }
+    for (size_t k = 0; rc == CLEW_OK && k < w->n_pend; k++) {
+        uint32_t ord = w->pend[k];
+        w->sums[ord].page = w->n_pages;
+        w->sums[ord].offset = (uint32_t)w->page.len;
+        rc = encode_trace(w, &w->page, ord);
+    }
+    if (rc == CLEW_OK) {
+        rc = compress_page(w);
+    }
+    w->n_pend = 0;
+    w->page_est = 0;
+    return rc;
 }
 
-/* Encodes trace `ord` into the current page and records its summary and terms. */
-static clew_status write_trace(writer *w, uint32_t ord, span_ref *refs, span_ref *by_sid)
+/* Records trace `ord`'s span order, summary, services, operations and search terms, and
+ * queues it for the page being filled. */
+static clew_status write_trace(writer *w, uint32_t ord)
 {
-    const clew_block_trace *t = &w->traces[w->by_id[ord]];
+    size_t ti = w->by_id[ord];
+    const clew_block_trace *t = &w->traces[ti];
     uint32_t n = (uint32_t)t->n_spans;
-    for (uint32_t i = 0; i < n; i++) {
-        refs[i].sp = t->spans[i];
-        refs[i].idx = i;
-    }
-    qsort(refs, n, sizeof(*refs), span_ref_cmp);
-    for (uint32_t i = 0; i < n; i++) {
-        refs[i].idx = i; /* now the position in start order */
-        by_sid[i] = refs[i];
-    }
-    qsort(by_sid, n, sizeof(*by_sid), span_id_cmp);
+    size_t gs0 = w->span_base[ti];
+    uint32_t *pos = &w->s_idx[gs0];
+    uint32_t *names = &w->s_name[gs0];
+    prefetch_values(w, ti);
+    order_spans(w, t, pos, &w->s_par[gs0]);
+    const clew_span_data *const *spans = t->spans;
 
     summary *sm = &w->sums[ord];
-    uint64_t t0 = refs[0].sp->start_ns, t1 = 0;
+    uint64_t t0 = spans[pos[0]]->start_ns, t1 = 0;
     uint32_t root = UINT32_MAX;
     for (uint32_t i = 0; i < n; i++) {
-        const clew_span_data *sp = refs[i].sp;
+        const clew_span_data *sp = spans[pos[i]];
         if (sp->end_ns > t1) {
             t1 = sp->end_ns;
         }
-        if (root == UINT32_MAX && zero_span_id(&sp->parent_span_id)) {
+        if (root == UINT32_MAX && w->s_par[gs0 + i] == 0) {
             root = i;
         }
         if (sp->status_code == CLEW_STATUS_ERROR) {
@@ -1161,7 +1928,7 @@ static clew_status write_trace(writer *w, uint32_t ord, span_ref *refs, span_ref
         rc = str_id(w, t->meta.tenant, &sm->tenant);
     }
     if (rc == CLEW_OK) {
-        rc = str_id(w, refs[root].sp->name, &sm->root_op);
+        rc = str_id(w, spans[pos[root]]->name, &sm->root_op);
     }
     if (w->n_spans == 0 || t0 < w->min_start) {
         w->min_start = t0;
@@ -1171,11 +1938,12 @@ static clew_status write_trace(writer *w, uint32_t ord, span_ref *refs, span_ref
     }
     w->n_spans += n;
 
-    /* services of the trace, operations, and the search terms */
+    /* services of the trace, operations, and their search terms */
+    sm->occ2_first = w->n_occ;
     size_t svc_first = w->n_trace_svcs;
     uint32_t last_res = UINT32_MAX;
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        const clew_span_data *sp = refs[i].sp;
+        const clew_span_data *sp = spans[pos[i]];
         uint32_t rid;
         rc = itab_put_cached(&w->resources, &w->res_cache, sp->resource, &rid, NULL);
         if (rc != CLEW_OK) {
@@ -1185,51 +1953,31 @@ static clew_status write_trace(writer *w, uint32_t ord, span_ref *refs, span_ref
         if (i == root) {
             sm->root_service = svc;
         }
-        clew_str svc_name = w->services.strs[w->svc_order[svc]];
-        uint32_t name_id;
-        rc = str_id(w, sp->name, &name_id);
-        if (rc == CLEW_OK) {
-            rc = add_op(w, svc, name_id, (uint32_t)sp->kind);
-        }
+        rc = str_id(w, sp->name, &names[i]);
         if (rc == CLEW_OK && rid != last_res) {
-            /* one resource's attributes and service once per run of spans sharing it;
-             * duplicates across runs fall out when the terms are sorted */
+            /* a service once per run of spans sharing a resource; duplicates across runs
+             * fall out in term_occ and below */
             last_res = rid;
             if (w->n_trace_svcs == w->cap_trace_svcs) {
-                size_t cap = w->cap_trace_svcs ? w->cap_trace_svcs * 2 : 1024;
-                uint32_t *p = clew__realloc(w->trace_svcs, cap * sizeof(*p));
-                if (p == NULL) {
-                    rc = CLEW_ENOMEM;
+                rc = grow_u32(&w->trace_svcs, &w->cap_trace_svcs, w->n_trace_svcs + 1);
+                if (rc != CLEW_OK) {
                     break;
                 }
-                w->trace_svcs = p;
-                w->cap_trace_svcs = cap;
             }
             w->trace_svcs[w->n_trace_svcs++] = svc;
-            rc = add_term(w, clew__blk_term_hash(BLK_TERM_SERVICE, svc_name, NULL, 0), ord,
-                          UINT32_MAX);
-            if (rc == CLEW_OK) {
-                rc = index_attrs(w, &sp->resource->attrs, ord);
-            }
+            rc = service_term(w, svc, ord);
         }
         if (rc == CLEW_OK) {
-            rc = add_term(
-                w, clew__blk_term_hash(BLK_TERM_SERVICE_OP, svc_name, sp->name.ptr, sp->name.len),
-                ord, UINT32_MAX);
-        }
-        if (rc == CLEW_OK) {
-            rc = add_term(w, clew__blk_term_hash(BLK_TERM_OP, sp->name, NULL, 0), ord, UINT32_MAX);
-        }
-        if (rc == CLEW_OK) {
-            rc = index_attrs(w, &sp->attrs, ord);
+            rc = span_name_terms(w, svc, names[i], sp->name, (uint32_t)sp->kind, ord);
         }
     }
     if (rc != CLEW_OK) {
         return rc;
     }
+    sm->occ2_n = (uint32_t)(w->n_occ - sm->occ2_first);
     /* the trace's distinct services, sorted */
     size_t cnt = w->n_trace_svcs - svc_first;
-    qsort(&w->trace_svcs[svc_first], cnt, sizeof(uint32_t), u32_cmp);
+    sort_u32(&w->trace_svcs[svc_first], cnt);
     size_t u = 0;
     for (size_t i = 0; i < cnt; i++) {
         if (u == 0 || w->trace_svcs[svc_first + u - 1] != w->trace_svcs[svc_first + i]) {
@@ -1242,17 +1990,14 @@ static clew_status write_trace(writer *w, uint32_t ord, span_ref *refs, span_ref
 
     /* queue the trace for the page being filled; a rough size decides where pages end */
     if (w->n_pend == w->cap_pend) {
-        size_t cap = w->cap_pend ? w->cap_pend * 2 : 256;
-        uint32_t *p = clew__realloc(w->pend, cap * sizeof(*p));
-        if (p == NULL) {
-            return CLEW_ENOMEM;
+        rc = grow_u32(&w->pend, &w->cap_pend, w->n_pend + 1);
+        if (rc != CLEW_OK) {
+            return rc;
         }
-        w->pend = p;
-        w->cap_pend = cap;
     }
     w->pend[w->n_pend++] = ord;
     for (uint32_t i = 0; i < n; i++) {
-        const clew_attrs *at = &refs[i].sp->attrs;
+        const clew_attrs *at = &spans[i]->attrs;
         w->page_est += 32;
         for (uint32_t k = 0; k < at->n; k++) {
             w->page_est +=
@@ -1303,85 +2048,126 @@ static clew_status write_section(writer *w, unsigned sec, const clew_buf *raw)
     return CLEW_OK;
 }
 
-static int term_hash_cmp(const void *a, const void *b)
+typedef struct hash_term {
+    uint64_t hash;
+    uint32_t t;
+} hash_term;
+
+static int hash_term_cmp(const void *a, const void *b)
 {
-    const term_pair *x = a, *y = b;
+    const hash_term *x = a, *y = b;
     if (x->hash != y->hash) {
         return x->hash < y->hash ? -1 : 1;
     }
-    return x->ord < y->ord ? -1 : x->ord > y->ord;
+    return x->t < y->t ? -1 : x->t > y->t;
 }
 
-/* Drops the terms of keys with too many distinct values, then builds TERMS and POSTINGS. */
+/* Sorts by hash with an LSD radix sort (8 bits a pass, passes where every element has the
+ * same byte skipped); `tmp` holds n elements. Small arrays go to qsort. */
+static void sort_hash_terms(hash_term *a, hash_term *tmp, size_t n)
+{
+    if (n < 256) {
+        qsort(a, n, sizeof(*a), hash_term_cmp);
+        return;
+    }
+    size_t count[256];
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        memset(count, 0, sizeof(count));
+        for (size_t i = 0; i < n; i++) {
+            count[(a[i].hash >> shift) & 0xff]++;
+        }
+        if (count[(a[0].hash >> shift) & 0xff] == n) {
+            continue;
+        }
+        size_t at = 0;
+        for (unsigned d = 0; d < 256; d++) {
+            size_t c = count[d];
+            count[d] = at;
+            at += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            tmp[count[(a[i].hash >> shift) & 0xff]++] = a[i];
+        }
+        memcpy(a, tmp, n * sizeof(*a));
+    }
+}
+
+/* Drops the terms of keys with too many distinct values, builds TERMS and POSTINGS:
+ * terms by hash, each with its traces (ordinals) ascending. */
 static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
 {
-    /* one sort by (hash, ordinal); a term's hash belongs to one key, so counting the distinct
-     * hashes of each key in that order gives its number of distinct values */
-    qsort(w->terms, w->n_terms, sizeof(*w->terms), term_hash_cmp);
-    size_t *distinct = clew__calloc(w->keys.n ? w->keys.n : 1, sizeof(*distinct));
-    if (distinct == NULL) {
-        return CLEW_ENOMEM;
+    /* keys with too many distinct values were flagged UNINDEXED by term_get */
+    size_t nt = w->n_tt ? w->n_tt : 1;
+    hash_term *kept = clew__calloc(nt, sizeof(*kept));
+    hash_term *tmp = clew__calloc(nt, sizeof(*tmp));
+    size_t *at = clew__calloc(nt, sizeof(*at)); /* next free posting slot, SIZE_MAX = dropped */
+    size_t n_kept = 0, n_post = 0;
+    clew_status rc = kept == NULL || tmp == NULL || at == NULL ? CLEW_ENOMEM : CLEW_OK;
+    for (uint32_t t = 0; rc == CLEW_OK && t < w->n_tt; t++) {
+        uint32_t key = w->tt_key[t];
+        if (key != NONE32 && (w->key_flags[key] & BLK_KEY_UNINDEXED) != 0) {
+            at[t] = SIZE_MAX;
+            continue;
+        }
+        kept[n_kept].hash = w->tt_hash[t];
+        kept[n_kept].t = t;
+        n_kept++;
     }
-    for (size_t i = 0; i < w->n_terms; i++) {
-        uint32_t key = w->terms[i].key;
-        if (key != UINT32_MAX && (i == 0 || w->terms[i].hash != w->terms[i - 1].hash)) {
-            distinct[key]++;
+    if (rc == CLEW_OK) {
+        sort_hash_terms(kept, tmp, n_kept);
+        for (size_t i = 0; i < n_kept; i++) {
+            at[kept[i].t] = n_post;
+            n_post += w->tt_cnt[kept[i].t];
         }
     }
-    /* a key with more distinct values than the block has traces (at least 1024) is finer
-     * than a trace: its postings would cost more than they save */
-    size_t cap = w->n_traces > 1024 ? w->n_traces : 1024;
-    if (cap > w->max_per_key) {
-        cap = w->max_per_key;
+    clew__free(tmp);
+    /* the postings, filled in ordinal order so that each list comes out ascending */
+    uint32_t *plist = rc == CLEW_OK ? clew__calloc(n_post ? n_post : 1, sizeof(*plist)) : NULL;
+    if (rc == CLEW_OK && plist == NULL) {
+        rc = CLEW_ENOMEM;
     }
-    for (uint32_t k = 0; k < w->keys.n; k++) {
-        if (distinct[k] > cap) {
-            w->key_flags[k] |= BLK_KEY_UNINDEXED;
+    for (uint32_t ord = 0; rc == CLEW_OK && ord < w->n_traces; ord++) {
+        for (int r = 0; r < 2; r++) {
+            const summary *sm = &w->sums[ord];
+            const uint32_t *o = &w->occ[r == 0 ? sm->occ_first : sm->occ2_first];
+            uint32_t no = r == 0 ? sm->occ_n : sm->occ2_n;
+            for (uint32_t i = 0; i < no; i++) {
+                if (at[o[i]] != SIZE_MAX) {
+                    plist[at[o[i]]++] = ord;
+                }
+            }
         }
     }
-    clew__free(distinct);
-    size_t kept = 0;
-    for (size_t i = 0; i < w->n_terms; i++) {
-        uint32_t key = w->terms[i].key;
-        if (key == UINT32_MAX || (w->key_flags[key] & BLK_KEY_UNINDEXED) == 0) {
-            w->terms[kept++] = w->terms[i];
-        }
-    }
-    w->n_terms = kept;
-    size_t i;
+    clew__free(at);
     /* TERMS: u32 n, then columns hash u64[n], count u32[n], postings offset u32[n] */
-    size_t n_distinct = 0;
-    for (i = 0; i < w->n_terms; i++) {
-        if (i == 0 || w->terms[i].hash != w->terms[i - 1].hash) {
-            n_distinct++;
-        }
-    }
     clew_buf hashes, counts, offs;
     clew__buf_init(&hashes, 0);
     clew__buf_init(&counts, 0);
     clew__buf_init(&offs, 0);
-    clew_status rc = clew__blk_put_fixed32(terms, (uint32_t)n_distinct);
-    i = 0;
-    while (rc == CLEW_OK && i < w->n_terms) {
-        uint64_t h = w->terms[i].hash;
-        uint32_t count = 0, prev = 0;
+    if (rc == CLEW_OK) {
+        rc = clew__blk_put_fixed32(terms, (uint32_t)n_kept);
+    }
+    size_t p = 0;
+    for (size_t i = 0; rc == CLEW_OK && i < n_kept; i++) {
+        uint32_t n_ords = w->tt_cnt[kept[i].t], count = 0, prev = 0;
         rc = clew__blk_put_fixed32(&offs, (uint32_t)post->len);
-        for (; rc == CLEW_OK && i < w->n_terms && w->terms[i].hash == h; i++) {
-            uint32_t ord = w->terms[i].ord;
-            if (count > 0 && ord == prev) {
-                continue; /* the same term twice in one trace */
+        for (uint32_t c = 0; rc == CLEW_OK && c < n_ords; c++, p++) {
+            if (count > 0 && plist[p] == prev) {
+                continue; /* one trace twice: only if two kinds of term share a hash */
             }
-            rc = clew__blk_put_varint(post, count == 0 ? ord : ord - prev);
-            prev = ord;
+            rc = blk_buf_varint(post, count == 0 ? plist[p] : plist[p] - prev);
+            prev = plist[p];
             count++;
         }
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_fixed64(&hashes, h);
+            rc = clew__blk_put_fixed64(&hashes, kept[i].hash);
         }
         if (rc == CLEW_OK) {
             rc = clew__blk_put_fixed32(&counts, count);
         }
     }
+    clew__free(plist);
+    clew__free(kept);
     if (rc == CLEW_OK) {
         rc = clew__buf_append(terms, hashes.data, hashes.len);
     }
@@ -1625,13 +2411,13 @@ static clew_status write_sections(writer *w)
     }
     uint32_t vend = 0;
     for (uint32_t id = 0; rc == CLEW_OK && id < w->gc.t.n; id++) {
-        if (w->gc.index[id] != 0) {
+        if (w->gc.e[id].index != 0) {
             vend += (uint32_t)w->gc.t.strs[id].len;
             rc = clew__blk_put_fixed32(&b, vend);
         }
     }
     for (uint32_t id = 0; rc == CLEW_OK && id < w->gc.t.n; id++) {
-        if (w->gc.index[id] != 0 && w->gc.t.strs[id].len > 0) {
+        if (w->gc.e[id].index != 0 && w->gc.t.strs[id].len > 0) {
             rc = clew__buf_append(&b, w->gc.t.strs[id].ptr, w->gc.t.strs[id].len);
         }
     }
@@ -1709,7 +2495,6 @@ static int start_idx_cmp(const void *a, const void *b)
     }
     return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
-
 static void writer_deinit(writer *w)
 {
     if (w->fd_open) {
@@ -1720,42 +2505,60 @@ static void writer_deinit(writer *w)
     itab_deinit(&w->services);
     itab_deinit(&w->resources);
     itab_deinit(&w->scopes);
-    clew__free(w->key_remap);
-    clew__free(w->key_order);
-    clew__free(w->key_flags);
-    clew__free(w->svc_remap);
-    clew__free(w->svc_order);
-    clew__free(w->res_service);
-    clew__free(w->by_id);
-    clew__free(w->ord_of);
-    clew__free(w->sums);
-    clew__free(w->trace_svcs);
-    clew__free(w->terms);
-    clew__free(w->ops);
+    void *arrays[] = {
+        w->key_remap, w->key_order, w->key_flags,    w->svc_remap,  w->svc_order, w->res_service,
+        w->by_id,     w->ord_of,    w->sums,         w->trace_svcs, w->span_base, w->attr_base,
+        w->a_key,     w->a_val,     w->s_idx,        w->s_par,      w->s_name,    w->tt_hash,
+        w->tt_key,    w->tt_last,   w->tt_cnt,       w->tt_slots,   w->occ,       w->kseed,
+        w->kseed_ok,  w->svc_term,  w->names,        w->res_tfirst, w->res_tn,    w->res_terms,
+        w->ops,       w->pend,      w->pc_gid,       w->pc_count,   w->pc_index,  w->skbuf,
+        w->forms,     w->perm,      w->touched,      w->kcount,     w->avals,     w->akeys,
+        w->skeys,     w->zbuf,      w->key_distinct, w->th,         w->tcand,     w->fixed_terms,
+    };
+    for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
+        clew__free(arrays[i]);
+    }
     clew__buf_deinit(&w->page);
     clew__buf_deinit(&w->pages);
-    clew__free(w->refs);
-    clew__free(w->by_sid);
-    clew__free(w->aref);
-    clew__free(w->forms);
-    clew__free(w->pend);
-    ctab_deinit(&w->pc);
     ctab_deinit(&w->gc);
-    clew__arena_deinit(&w->parena);
     clew__arena_deinit(&w->garena);
-    clew__free(w->zbuf);
     ZSTD_freeCCtx(w->zctx);
 }
 
-static clew_status check_input(writer *w)
+/* Checks the input and lays out the per span and per attribute arrays (see the writer
+ * struct) in the same walk over the spans. */
+static clew_status check_input(writer *w, size_t *max_spans)
 {
-    for (size_t i = 0; i < w->n_traces; i++) {
+    size_t n = w->n_traces;
+    size_t spans = 0;
+    *max_spans = 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t ns = w->traces[i].n_spans;
+        if (ns <= UINT32_MAX / 2 && w->traces[i].spans != NULL) {
+            /* a bad trace is refused below, before anything is written for it */
+            spans += ns;
+            *max_spans = ns > *max_spans ? ns : *max_spans;
+        }
+    }
+    w->span_base = clew__calloc(n + 1, sizeof(size_t));
+    w->attr_base = clew__calloc(spans + 1, sizeof(size_t));
+    w->s_idx = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->s_par = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->s_name = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->skeys = clew__calloc(*max_spans, sizeof(span_key));
+    if (w->span_base == NULL || w->attr_base == NULL || w->s_idx == NULL || w->s_par == NULL ||
+        w->s_name == NULL || w->skeys == NULL) {
+        return CLEW_ENOMEM;
+    }
+    size_t gs = 0, attrs = 0;
+    for (size_t i = 0; i < n; i++) {
         const clew_block_trace *t = &w->traces[i];
         if (t->n_spans == 0 || t->n_spans > UINT32_MAX / 2 || t->spans == NULL) {
             clew__error_set(w->err, i, "block write: trace %zu has no spans", i);
             return CLEW_EINVAL;
         }
-        for (size_t j = 0; j < t->n_spans; j++) {
+        w->span_base[i] = gs;
+        for (size_t j = 0; j < t->n_spans; j++, gs++) {
             const clew_span_data *sp = t->spans[j];
             if (sp == NULL || sp->resource == NULL || sp->scope == NULL ||
                 clew__blk_id_cmp(&sp->trace_id, &t->trace_id) != 0) {
@@ -1765,7 +2568,55 @@ static clew_status check_input(writer *w)
                                 j, i);
                 return CLEW_EINVAL;
             }
+            w->attr_base[gs] = attrs;
+            attrs += sp->attrs.n;
         }
+    }
+    w->span_base[n] = gs;
+    w->attr_base[gs] = attrs;
+    w->n_spans_in = gs;
+    w->n_attrs = attrs;
+    w->a_key = clew__calloc(attrs ? attrs : 1, sizeof(uint32_t));
+    w->a_val = clew__malloc((attrs ? attrs : 1) * sizeof(uint32_t));
+    if (w->a_key == NULL || w->a_val == NULL) {
+        return CLEW_ENOMEM;
+    }
+    memset(w->a_val, 0xff, (attrs ? attrs : 1) * sizeof(uint32_t)); /* NONE32 */
+    return CLEW_OK;
+}
+
+/* The tables sized by the final key, service and resource counts. */
+static clew_status alloc_key_arrays(writer *w)
+{
+    size_t nk = w->keys.n ? w->keys.n : 1;
+    size_t nr = w->resources.n ? w->resources.n : 1;
+    w->key_flags = clew__calloc(nk, 1);
+    w->fixed_terms = clew__calloc((size_t)1 << FIXED_TERMS_LOG, sizeof(fixed_term));
+    w->key_distinct = clew__calloc(nk, sizeof(uint32_t));
+    w->kcount = clew__calloc(nk, sizeof(uint32_t));
+    w->kseed = clew__calloc(nk * N_LETTERS, sizeof(uint64_t));
+    w->kseed_ok = clew__calloc(nk * N_LETTERS, 1);
+    w->svc_term = clew__calloc(w->services.n ? w->services.n : 1, sizeof(uint32_t));
+    w->res_service = clew__calloc(nr, sizeof(uint32_t));
+    w->res_tfirst = clew__calloc(nr, sizeof(uint32_t));
+    w->res_tn = clew__malloc(nr * sizeof(uint32_t));
+    if (w->key_flags == NULL || w->fixed_terms == NULL || w->key_distinct == NULL ||
+        w->kcount == NULL || w->kseed == NULL || w->kseed_ok == NULL || w->svc_term == NULL ||
+        w->res_service == NULL || w->res_tfirst == NULL || w->res_tn == NULL) {
+        return CLEW_ENOMEM;
+    }
+    memset(w->res_tn, 0xff, nr * sizeof(uint32_t)); /* NONE32: not computed */
+    for (size_t a = 0; a < w->n_attrs; a++) {
+        w->a_key[a] = w->key_remap[w->a_key[a]];
+    }
+    for (uint32_t i = 0; i < w->resources.n; i++) {
+        clew_str svc = clew__resource_service(w->resources.objs[i]);
+        uint32_t sid;
+        clew_status rc = itab_put(&w->services, &svc, &sid, NULL);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+        w->res_service[i] = w->svc_remap[sid];
     }
     return CLEW_OK;
 }
@@ -1773,7 +2624,8 @@ static clew_status check_input(writer *w)
 static clew_status run(writer *w, const char *tmp_path)
 {
     size_t n = w->n_traces;
-    clew_status rc = check_input(w);
+    size_t max_spans;
+    clew_status rc = check_input(w, &max_spans);
     if (rc != CLEW_OK) {
         return rc;
     }
@@ -1805,16 +2657,24 @@ static clew_status run(writer *w, const char *tmp_path)
         }
         w->ord_of[w->by_id[i]] = i;
     }
+    /* a key with more distinct values than the block has traces (at least 1024) is finer
+     * than a trace: its postings would cost more than they save. Every term id is one
+     * distinct hash, so term_get counts a key's distinct values as it makes its terms. */
+    w->key_cap = n > 1024 ? n : 1024;
+    if (w->key_cap > w->max_per_key) {
+        w->key_cap = w->max_per_key;
+    }
 
     /* pass 1 */
-    size_t max_spans = 0;
+    const clew_span_data *prev = NULL;
+    size_t prev_gs = 0;
     for (size_t i = 0; rc == CLEW_OK && i < n; i++) {
         const clew_block_trace *t = &w->traces[i];
-        if (t->n_spans > max_spans) {
-            max_spans = t->n_spans;
-        }
         for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
-            rc = pass1_span(w, t->spans[j]);
+            size_t gs = w->span_base[i] + j;
+            rc = pass1_span(w, t->spans[j], gs, prev, prev_gs);
+            prev = t->spans[j];
+            prev_gs = gs;
         }
         /* start of the trace, for the page order */
         uint64_t t0 = UINT64_MAX;
@@ -1825,37 +2685,33 @@ static clew_status run(writer *w, const char *tmp_path)
         }
         w->sums[w->ord_of[i]].start = t0;
     }
-    /* the block's value dictionary */
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t ord = 0; rc == CLEW_OK && ord < n; ord++) {
-            rc = count_trace(w, ord, pass, true);
-        }
-    }
+    /* the value table, sized once for half the string values being distinct (slots at a
+     * load of 1/2); it grows like any table if more are */
     if (rc == CLEW_OK) {
-        w->n_values = ctab_assign(&w->gc, GLOBAL_MIN, true);
+        rc = ctab_reserve(&w->gc, w->n_str_values / 2 + 1024, w->n_str_values + 2048);
     }
+
     if (rc == CLEW_OK) {
         rc = sort_table(&w->keys, &w->key_order, &w->key_remap);
     }
     if (rc == CLEW_OK) {
         rc = sort_table(&w->services, &w->svc_order, &w->svc_remap);
     }
+    if (rc == CLEW_OK) {
+        rc = alloc_key_arrays(w);
+    }
+    /* the block's value dictionary, and the attribute search terms */
+    for (uint32_t ord = 0; rc == CLEW_OK && ord < n; ord++) {
+        rc = count_global(w, ord);
+    }
+    if (rc == CLEW_OK) {
+        rc = skeletons_global(w);
+    }
+    if (rc == CLEW_OK) {
+        w->n_values = ctab_assign(&w->gc, GLOBAL_MIN);
+    }
     if (rc != CLEW_OK) {
         return rc;
-    }
-    w->key_flags = clew__calloc(w->keys.n ? w->keys.n : 1, 1);
-    w->res_service = clew__calloc(w->resources.n ? w->resources.n : 1, sizeof(uint32_t));
-    if (w->key_flags == NULL || w->res_service == NULL) {
-        return CLEW_ENOMEM;
-    }
-    for (uint32_t i = 0; i < w->resources.n; i++) {
-        clew_str svc = clew__resource_service(w->resources.objs[i]);
-        uint32_t sid;
-        rc = itab_put(&w->services, &svc, &sid, NULL);
-        if (rc != CLEW_OK) {
-            return rc;
-        }
-        w->res_service[i] = w->svc_remap[sid];
     }
 
     rc = w->io->open_file(w->io, tmp_path,
@@ -1876,21 +2732,16 @@ static clew_status run(writer *w, const char *tmp_path)
 
     /* pass 2: pages in start-time order */
     start_idx *by_start = clew__calloc(n, sizeof(*by_start));
-    w->refs = clew__calloc(max_spans, sizeof(span_ref));
-    w->by_sid = clew__calloc(max_spans, sizeof(span_ref));
-    span_ref *refs = w->refs, *by_sid = w->by_sid;
-    if (by_start == NULL || refs == NULL || by_sid == NULL) {
-        rc = CLEW_ENOMEM;
+    if (by_start == NULL) {
+        return CLEW_ENOMEM;
     }
-    if (rc == CLEW_OK) {
-        for (uint32_t i = 0; i < n; i++) {
-            by_start[i].start = w->sums[i].start;
-            by_start[i].ord = i;
-        }
-        qsort(by_start, n, sizeof(*by_start), start_idx_cmp);
+    for (uint32_t i = 0; i < n; i++) {
+        by_start[i].start = w->sums[i].start;
+        by_start[i].ord = i;
     }
+    qsort(by_start, n, sizeof(*by_start), start_idx_cmp);
     for (size_t i = 0; rc == CLEW_OK && i < n; i++) {
-        rc = write_trace(w, by_start[i].ord, refs, by_sid);
+        rc = write_trace(w, by_start[i].ord);
     }
     clew__free(by_start);
     if (rc == CLEW_OK) {
@@ -1947,10 +2798,8 @@ clew_status clew__block_write(clew_fileio *io, const char *dir, const char *id,
     w.services.kind = ITAB_STR;
     w.resources.kind = ITAB_RESOURCE;
     w.scopes.kind = ITAB_SCOPE;
-    w.pc.t.kind = ITAB_STR;
     w.gc.t.kind = ITAB_STR;
     clew__arena_init(&w.garena, 64 * 1024, 0);
-    clew__arena_init(&w.parena, 64 * 1024, 0);
     clew__buf_init(&w.page, 0);
     clew__buf_init(&w.pages, 0);
     clew_status rc = run(&w, tmp);
