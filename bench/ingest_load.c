@@ -70,6 +70,7 @@ typedef struct options {
     uint64_t seed;
     long server_pid; /* 0 = not given */
     const char *trace_log;
+    unsigned retries; /* resends of a request answered 429/503 (back-pressure), 0 = none */
 } options;
 
 /* ---- a small PRNG (splitmix64): fast, seedable, good enough for a workload ---- */
@@ -646,6 +647,8 @@ typedef struct sender {
     uint64_t *lat_ns;
     size_t n_lat, cap_lat;
     uint64_t sent, acked, failed, conn_errors;
+    uint64_t retried;    /* resends after a 429/503 */
+    uint64_t backoff_ns; /* time spent waiting before them */
     int first_bad_status;
     char first_bad_body[256];
 } sender;
@@ -708,6 +711,8 @@ static void *sender_main(void *arg)
             s->failed++;
             break;
         }
+        unsigned attempt = 0;
+    again:
         if (c->fd < 0) {
             c->fd = conn_open(o);
             c->start = c->end = 0;
@@ -726,7 +731,7 @@ static void *sender_main(void *arg)
         int status = 0;
         bool close_after = false;
         char resp[256];
-        s->sent++;
+        s->sent += attempt == 0; /* a resend is the same request */
         if (!write_all(c->fd, iov, 2) ||
             !read_response(c, &status, resp, sizeof(resp), &close_after)) {
             s->conn_errors++;
@@ -739,6 +744,22 @@ static void *sender_main(void *arg)
             continue;
         }
         uint64_t lat = clew__now_mono_ns() - t_start;
+        if ((status == 429 || status == 503) && attempt < o->retries) {
+            /* back-pressure: wait and send the same request again, as an OTLP exporter
+             * does (exponential from 50 ms, at most 1 s; Retry-After is 1 s) */
+            uint64_t wait = (uint64_t)50000000u << (attempt < 4 ? attempt : 4);
+            wait = wait > 1000000000u ? 1000000000u : wait;
+            struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+            nanosleep(&ts, NULL);
+            s->retried++;
+            s->backoff_ns += wait;
+            attempt++;
+            if (close_after) {
+                close(c->fd);
+                c->fd = -1;
+            }
+            goto again;
+        }
         if (status == 200) {
             s->acked++;
         } else {
@@ -853,7 +874,10 @@ static void usage(FILE *to)
             "  --services N         services in the workload, 1-%d (default 8)\n"
             "  --seed S             workload seed (default: from the clock)\n"
             "  --server-pid PID     report the server's CPU time and peak RSS from /proc\n"
-            "  --trace-log FILE     write '<trace id> <span count>' for every trace sent\n",
+            "  --trace-log FILE     write '<trace id> <span count>' for every trace sent\n"
+            "  --retry N            resend a request answered 429/503 up to N times after a\n"
+            "                       pause (50 ms doubling to 1 s), as OTLP exporters do\n"
+            "                       (default 0: a 429 counts as not acknowledged)\n",
             MAX_SERVICES);
 }
 
@@ -977,6 +1001,8 @@ static int parse_args(options *o, int argc, char **argv)
             o->services = (unsigned)n;
         } else if (strcmp(a, "--seed") == 0) {
             o->seed = n;
+        } else if (strcmp(a, "--retry") == 0 && n <= 1000000) {
+            o->retries = (unsigned)n;
         } else if (strcmp(a, "--server-pid") == 0 && n >= 1 && n <= 0x7fffffff) {
             o->server_pid = (long)n;
         } else {
@@ -1113,6 +1139,16 @@ int main(int argc, char **argv)
     printf("acknowledged: %" PRIu64 " requests (%" PRIu64 " spans) answered 200; %" PRIu64
            " not (%" PRIu64 " connection errors)\n",
            acked, acked_spans, failed, conn_errors);
+    uint64_t retried = 0, backoff_ns = 0;
+    for (unsigned i = 0; i < started; i++) {
+        retried += senders[i].retried;
+        backoff_ns += senders[i].backoff_ns;
+    }
+    if (o.retries > 0) {
+        printf("back-pressure: %" PRIu64 " requests answered 429/503 and sent again after %.1f s "
+               "of pauses in all (--retry %u)\n",
+               retried, (double)backoff_ns / 1e9, o.retries);
+    }
     for (unsigned i = 0; i < started; i++) {
         if (senders[i].first_bad_status != 0) {
             printf("first non-200 answer: HTTP %d %s\n", senders[i].first_bad_status,

@@ -36,14 +36,13 @@
 #   BUILD_DIR    build directory holding clew and bench/ingest_load (default: build)
 #   SPANS        spans to ingest (default 2000000). The design's figure is for 10M spans; on a
 #                2-core machine that takes too long for a default run, so SPANS=10000000 does it.
-#                Mind the memory: the cut writes blocks slower than ingest fills the head (the
-#                block writer runs at about 40-70k spans/s), so the head holds what the cuts have
-#                not caught up with, and ingest_load counts the 429 of a full head as a failure.
-#                Hence the default MAX_MEMORY below. The cut itself is bounded (chunks of
-#                --block-size), so the shutdown cut no longer grows the server.
+#                When the cuts fall behind ingest, the head fills and the server answers 429;
+#                ingest_load then pauses and resends (--retry, as OTLP exporters do) and reports
+#                how many requests it resent and how long it waited. The cut itself is bounded
+#                (chunks of --block-size), so the shutdown cut does not grow the server.
 #   CONNECTIONS  ingest connections (default 2)
-#   MAX_MEMORY   the server's --max-memory (default 8GiB; 16GiB when SPANS > 5000000: with 8GiB
-#                a 10M run got 429 after about 6.7M spans)
+#   MAX_MEMORY   the server's --max-memory (default 8GiB)
+#   RETRY        resends of a request answered 429/503 (default 1000; 0 = a 429 fails the run)
 #   N_IDS        warm trace-by-id lookups (default 2000); N_SEARCH per search kind (default 200);
 #                N_COLD cold trace-by-id lookups (default 500); N_COLD_SEARCH queries per search
 #                kind after a cold restart of its own (default 20)
@@ -58,11 +57,8 @@ clew="$build/clew"
 load="$build/bench/ingest_load"
 spans="${SPANS:-2000000}"
 connections="${CONNECTIONS:-2}"
-if [ "$spans" -gt 5000000 ]; then
-    max_memory="${MAX_MEMORY:-16GiB}"
-else
-    max_memory="${MAX_MEMORY:-8GiB}"
-fi
+max_memory="${MAX_MEMORY:-8GiB}"
+retry="${RETRY:-1000}"
 n_ids="${N_IDS:-2000}"
 n_search="${N_SEARCH:-200}"
 n_cold="${N_COLD:-500}"
@@ -152,6 +148,7 @@ echo "== ingest: $spans spans, $connections connections, 512 spans/request, embe
 rc=0
 "$load" --url "http://127.0.0.1:$otlp_port/v1/traces" --spans "$spans" \
     --connections "$connections" --server-pid "$server_pid" --trace-log "$work/traces.log" \
+    --retry "$retry" \
     | tee "$work/ingest.out" || rc=$?
 if [ $rc -ne 0 ]; then
     echo "store_bench: not every request was acknowledged (exit $rc); the server's cuts so far," \
