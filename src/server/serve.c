@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -462,6 +463,14 @@ static int start_tail_sampling(serve_ctx *c)
 static int serve_run(serve_ctx *c)
 {
     clew__config_budgets(&c->cfg, &c->budgets);
+    /* glibc grows each malloc arena by what a request needs and trims it back as soon as
+     * the top is free: under ingest (decode arenas, head clones, block writer buffers come
+     * and go) that was a steady stream of mprotect/brk calls and page faults, a fifth of
+     * the server's CPU in a perf profile. Growing by up to 64MiB at a time (a sixteenth of
+     * --max-memory when that is smaller) cut server CPU per million spans by about a
+     * quarter in bench/ingest_load runs (embedded store, 500k spans, 3 runs each). */
+    uint64_t pad = c->cfg.max_memory / 16;
+    mallopt(M_TOP_PAD, (int)(pad < ((uint64_t)64 << 20) ? pad : ((uint64_t)64 << 20)));
     clew__metrics_init(&c->metrics, &c->budgets);
 
     int code = lock_data_dir(c);
