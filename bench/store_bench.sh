@@ -108,15 +108,18 @@ start_server() {
 
 # stop_server: SIGTERM and wait (the cut on shutdown); sets stop_secs to the seconds it took and
 # stop_hwm_mib to the server's peak RSS (VmHWM, sampled every 0.2 s until it exits: the peak of
-# the whole run, the shutdown cut included)
+# the whole run, the shutdown cut included) and stop_cpu_s to the server's CPU seconds since it
+# started (utime + stime, sampled the same way: the last 0.2 s before the exit may be missed)
 stop_server() {
     local t0 sampler
     t0=$(date +%s.%N)
     : >"$work/hwm"
+    : >"$work/cpu"
     (
         while kvb=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status" 2>/dev/null) &&
             [ -n "$kvb" ]; do
             echo "$kvb" >"$work/hwm"
+            awk '{print $14 + $15}' "/proc/$server_pid/stat" >"$work/cpu" 2>/dev/null || true
             sleep 0.2
         done
     ) &
@@ -126,6 +129,8 @@ stop_server() {
     stop_secs=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" \
         "$t0" "$(date +%s.%N)")
     stop_hwm_mib=$(awk '{printf "%.1f", $1 / 1024} END {if (NR == 0) print "?"}' "$work/hwm")
+    stop_cpu_s=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", $1 / hz} END {if (NR == 0) print "?"}' \
+        "$work/cpu")
 }
 
 # drop_cache: sets cache_note to whether the page cache could be dropped (root only)
@@ -213,6 +218,9 @@ grep -v "^services:" "$work/ingest.out" \
 say "cuts finished during ingest: $cuts_ingest; graceful stop after ingest (the rest cut into" \
     "blocks, then compaction): ${stop_secs} s; server peak RSS over the whole run, shutdown cut" \
     "included: ${stop_hwm_mib} MiB"
+acked_spans=$(awk '/^acknowledged:/ {gsub(/\(/, "", $4); print $4}' "$work/ingest.out" | head -1)
+say "server CPU over the whole run (start, ingest, every cut, compaction, exit): ${stop_cpu_s} s =" \
+    "$(awk -v c="$stop_cpu_s" -v n="$acked_spans" 'BEGIN {if (n > 0 && c != "?") printf "%.3f CPU-seconds per million spans = %.0f spans per CPU-second", c * 1e6 / n, n / c; else print "?"}')"
 # one line per cut; the per-chunk lines (cut: part N) are summed up
 grep "cut:" "$work/server.log" | grep -v "cut: part" | sed 's/^/  /' \
     | tee -a "$summary" >/dev/null || true
