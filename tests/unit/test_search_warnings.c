@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,19 +22,20 @@
 #include "store/embedded/embedded_store.h"
 #include "store_fixtures.h"
 
+/* The append callback runs on the WAL's thread. */
 static void on_ack(clew_status rc, void *ud)
 {
-    *(volatile int *)ud = rc == CLEW_OK ? 1 : 2;
+    atomic_store((_Atomic int *)ud, rc == CLEW_OK ? 1 : 2);
 }
 
 static void append_wait(clew_store *s, const clew_batch *b)
 {
-    volatile int done = 0;
+    _Atomic int done = 0;
     assert_int_equal(s->ops->append(s, b, NULL, on_ack, (void *)&done), CLEW_OK);
-    for (int i = 0; i < 5000 && done == 0; i++) {
+    for (int i = 0; i < 5000 && atomic_load(&done) == 0; i++) {
         usleep(1000);
     }
-    assert_int_equal(done, 1);
+    assert_int_equal(atomic_load(&done), 1);
 }
 
 static char *api_get(clew_store *s, const char *path, const char *query, int *status)
