@@ -116,6 +116,13 @@ static bool parse_duration(pb_cursor c, uint64_t *out_ns)
     if (seconds < 0 || seconds > DURATION_MAX_SECONDS || nanos < 0 || nanos > 999999999) {
         return false;
     }
+    /* Duration allows ~10,000 years, more than a uint64 of nanoseconds holds (~584 years):
+     * saturate below UINT64_MAX (which means "no delay given"); any such wait is past every
+     * export deadline, so the exporter gives up either way */
+    if ((uint64_t)seconds > (UINT64_MAX - 1 - 999999999u) / 1000000000u) {
+        *out_ns = UINT64_MAX - 1;
+        return true;
+    }
     *out_ns = (uint64_t)seconds * 1000000000u + (uint64_t)nanos;
     return true;
 }

@@ -3,9 +3,8 @@
  * OTLP/gRPC exporter's RESOURCE_EXHAUSTED retry rule. Input byte 0 picks the
  * mode: even = the rest is the header value as received (base64 text), odd =
  * the rest is a raw google.rpc.Status, base64-encoded here so the fuzzer works
- * on the protobuf structure. Never a crash; only the documented results; a
- * found delay is within google.protobuf.Duration's range; the retry decision
- * for RESOURCE_EXHAUSTED agrees with the parser.
+ * on the protobuf structure. Never a crash; only the documented results; the
+ * retry decision for RESOURCE_EXHAUSTED agrees with the parser.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,9 +22,6 @@ static void check(const char *text, size_t len)
     uint64_t d = 0;
     clew_status rc = clew__grpc_retry_info(text, len, &d);
     if (rc != CLEW_OK && rc != CLEW_ENOTFOUND && rc != CLEW_EPARSE && rc != CLEW_ETOOBIG) {
-        abort();
-    }
-    if (rc == CLEW_OK && d != UINT64_MAX && d > 315576000000ull * 1000000000ull + 999999999ull) {
         abort();
     }
     uint64_t d2 = 0;

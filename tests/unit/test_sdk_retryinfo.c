@@ -197,7 +197,11 @@ static void test_padding_and_delays(void **state)
         {0, 250000000, 250000000ull},
         {3, 0, 3000000000ull},
         {30, 999999999, 30999999999ull},
-        {315576000000ll, 0, 315576000000ull * 1000000000ull},
+        /* the largest that fits 64 bits of nanoseconds, then saturation below UINT64_MAX
+         * ("none given") up to Duration's own limit */
+        {18446744072ll, 999999999, 18446744072999999999ull},
+        {18446744073ll, 0, UINT64_MAX - 1},
+        {315576000000ll, 0, UINT64_MAX - 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         msg dur = duration(cases[i].s, cases[i].ns);
