@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -716,6 +717,249 @@ static void out_of_memory(void **state)
     clew__arena_deinit(&a);
 }
 
+/* ---- the copy into the store: every part of a span, keys shared, sized blocks ---- */
+
+/* A span using every part of the model that append copies; `tag` varies the strings. */
+static clew_span_data rich_span(clew_arena *a, clew_trace_id t, uint64_t id, uint64_t parent,
+                                uint64_t start, const char *tag)
+{
+    clew_span_data s = mk_span(a, t, id, parent, "rich-op", start, start + 10);
+    s.trace_state = S(a, "vendor=1");
+    s.status_code = CLEW_STATUS_ERROR;
+    s.status_message = S(a, tag);
+    clew_value *arr = clew__arena_calloc(a, 2, sizeof(*arr));
+    arr[0] = (clew_value){.type = CLEW_VALUE_STRING, .u.s = S(a, tag)};
+    arr[1] = (clew_value){.type = CLEW_VALUE_INT, .u.i = (int64_t)id};
+    clew_kv *inner = clew__arena_calloc(a, 2, sizeof(*inner));
+    inner[0] = kv_str(a, "inner.key", tag);
+    inner[1] = kv_bool(a, "inner.flag", true);
+    clew_kv kvs[6] = {kv_str(a, "http.route", "/a/{id}"), kv_str(a, "tag", tag),
+                      kv_double(a, "ratio", 0.25)};
+    kvs[3] = (clew_kv){S(a, "arr"), {.type = CLEW_VALUE_ARRAY}};
+    kvs[3].value.u.array.items = arr;
+    kvs[3].value.u.array.n = 2;
+    kvs[4] = (clew_kv){S(a, "map"), {.type = CLEW_VALUE_KVLIST}};
+    kvs[4].value.u.kvlist.items = inner;
+    kvs[4].value.u.kvlist.n = 2;
+    kvs[5] = (clew_kv){S(a, ""), {.type = CLEW_VALUE_BYTES, .u.s = S(a, "\x01\x02")}};
+    set_attrs(a, &s, kvs, 6);
+    s.attrs.dropped = 3;
+    s.events = clew__arena_calloc(a, 2, sizeof(*s.events));
+    s.n_events = 2;
+    s.dropped_events = 1;
+    for (uint32_t i = 0; i < 2; i++) {
+        s.events[i].time_ns = start + i;
+        s.events[i].name = S(a, i ? "retry" : tag);
+        s.events[i].attrs.items = clew__arena_calloc(a, 1, sizeof(clew_kv));
+        s.events[i].attrs.items[0] = kv_int(a, "attempt", i);
+        s.events[i].attrs.n = 1;
+    }
+    s.links = clew__arena_calloc(a, 1, sizeof(*s.links));
+    s.n_links = 1;
+    s.links[0].trace_id = tid(9, id);
+    s.links[0].span_id = sid(id + 100);
+    s.links[0].trace_state = S(a, tag);
+    s.links[0].flags = 1;
+    s.links[0].attrs.items = clew__arena_calloc(a, 1, sizeof(clew_kv));
+    s.links[0].attrs.items[0] = kv_str(a, "link.kind", "follows");
+    s.links[0].attrs.n = 1;
+    return s;
+}
+
+/* Trace `t` split over two resource groups of one batch, with a span resent in the
+ * same batch; span i starts at 100 + i so get_trace returns them in input order. */
+static clew_batch split_batch(clew_arena *a, clew_trace_id t, uint64_t first, size_t n)
+{
+    clew_span_data *spans = clew__arena_calloc(a, n + 1, sizeof(*spans));
+    for (size_t i = 0; i < n; i++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "value-%zu", (size_t)first + i);
+        spans[i] = rich_span(a, t, first + i, i ? first : 0, 100 + first + i, tag);
+    }
+    spans[n] = spans[0];
+    clew_batch one =
+        mk_batch(a, mk_res(a, "front", NULL, NULL), mk_scope(a, "lib"), spans, n / 2 + 1);
+    clew_batch two = mk_batch(a, mk_res(a, "back", "host.name", "h2"), mk_scope(a, "lib2"),
+                              spans + n / 2 + 1, n - n / 2);
+    clew_batch b = one;
+    b.rs = clew__arena_calloc(a, 2, sizeof(*b.rs));
+    b.rs[0] = one.rs[0];
+    b.rs[1] = two.rs[0];
+    b.n_rs = 2;
+    b.n_spans = n + 1;
+    return b;
+}
+
+/* get_trace(t) has `total` spans, among them the n spans split_batch(first..)
+ * built, field by field. */
+static void assert_split_trace(clew_store *st, clew_trace_id t, uint64_t first, size_t n,
+                               size_t total)
+{
+    clew_arena a;
+    clew__arena_init(&a, 4096, 0);
+    clew_batch want = split_batch(&a, t, first, n);
+    clew_trace_result *r = NULL;
+    assert_int_equal(st->ops->get_trace(st, &t, &r), CLEW_OK);
+    assert_int_equal(r->n_spans, total);
+    size_t found = 0;
+    for (size_t g = 0; g < want.n_rs; g++) {
+        /* the last span is the resend of the first: the store kept the first copy */
+        size_t m = want.rs[g].scopes[0].n_spans - (g + 1 == want.n_rs);
+        for (size_t i = 0; i < m; i++) {
+            const clew_span_data *w = &want.rs[g].scopes[0].spans[i];
+            size_t k = 0;
+            while (k < r->n_spans && memcmp(r->spans[k]->span_id.bytes, w->span_id.bytes, 8) != 0) {
+                k++;
+            }
+            assert_true(k < r->n_spans);
+            assert_true(clew__span_equal(r->spans[k], w));
+            found++;
+        }
+    }
+    assert_int_equal(found, n);
+    clew__trace_result_free(r);
+    clew__arena_deinit(&a);
+}
+
+static void copy_keeps_every_field(void **state)
+{
+    (void)state;
+    clew_store *st = new_store(0, 0);
+    clew_trace_id t = tid(3, 3);
+    clew_arena a;
+    clew__arena_init(&a, 4096, 0);
+    clew_batch b = split_batch(&a, t, 1, 7);
+    append_ok(st, &b, NULL);
+    /* the store must not point into the caller's memory (ASan checks the reads below) */
+    clew__arena_deinit(&a);
+    assert_split_trace(st, t, 1, 7, 7);
+    clew_store_stats stats;
+    st->ops->stats(st, &stats);
+    assert_int_equal(stats.spans, 7);
+    assert_int_equal(stats.traces, 1);
+    assert_int_equal(stats.duplicate_spans, 1);
+
+    /* the trace keeps growing over later appends (new blocks, a bigger dedup set) */
+    for (uint64_t round = 0; round < 20; round++) {
+        clew__arena_init(&a, 4096, 0);
+        b = split_batch(&a, t, 1000 + round * 10, 9);
+        append_ok(st, &b, NULL);
+        clew__arena_deinit(&a);
+    }
+    assert_split_trace(st, t, 1, 7, 7 + 20 * 9);
+    assert_split_trace(st, t, 1190, 9, 7 + 20 * 9);
+
+    /* shared keys and names still find spans */
+    clew_search_query q;
+    memset(&q, 0, sizeof(q));
+    q.operation = cs("rich-op");
+    q.n_tags = 1;
+    q.tags[0] = (clew_tag_filter){cs("tag"), cs("value-1195")};
+    clew_search_result *sr = NULL;
+    assert_int_equal(st->ops->search(st, &q, &sr), CLEW_OK);
+    assert_int_equal(sr->n_traces, 1);
+    clew__search_result_free(sr);
+    q.tags[0] = (clew_tag_filter){cs("tag"), cs("value-1199")};
+    assert_int_equal(st->ops->search(st, &q, &sr), CLEW_OK);
+    assert_int_equal(sr->n_traces, 0);
+    clew__search_result_free(sr);
+    clew__store_destroy(st);
+}
+
+/* More distinct keys than the store shares, and keys and values too long to share:
+ * spans keep them all, and keys seen later still round trip. */
+static void many_and_long_keys(void **state)
+{
+    (void)state;
+    clew_store *st = new_store(0, 0);
+    enum { N_KEYS = 9000 };
+    char long_key[300];
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    for (uint64_t t = 1; t <= 2; t++) {
+        clew_arena a;
+        clew__arena_init(&a, 65536, 0);
+        clew_span_data s = mk_span(&a, tid(0, t), 1, 0, "keys", 10, 20);
+        clew_kv *kvs = clew__arena_calloc(&a, N_KEYS + 2, sizeof(*kvs));
+        for (uint32_t i = 0; i < N_KEYS; i++) {
+            char k[32];
+            snprintf(k, sizeof(k), "key-%" PRIu64 "-%u", t, i);
+            kvs[i] = kv_int(&a, k, i);
+        }
+        kvs[N_KEYS] = kv_str(&a, long_key, "long");
+        kvs[N_KEYS + 1] = kv_str(&a, "long.value", long_key);
+        s.attrs.items = kvs;
+        s.attrs.n = N_KEYS + 2;
+        clew_batch b = mk_batch(&a, mk_res(&a, "svc", NULL, NULL), mk_scope(&a, "lib"), &s, 1);
+        append_ok(st, &b, NULL);
+        clew__arena_deinit(&a);
+    }
+    for (uint64_t t = 1; t <= 2; t++) {
+        clew_trace_id id = tid(0, t);
+        clew_trace_result *r = NULL;
+        assert_int_equal(st->ops->get_trace(st, &id, &r), CLEW_OK);
+        const clew_attrs *at = &r->spans[0]->attrs;
+        assert_int_equal(at->n, N_KEYS + 2);
+        for (uint32_t i = 0; i < N_KEYS; i++) {
+            char k[32];
+            int n = snprintf(k, sizeof(k), "key-%" PRIu64 "-%u", t, i);
+            assert_int_equal(at->items[i].key.len, (size_t)n);
+            assert_memory_equal(at->items[i].key.ptr, k, (size_t)n);
+            assert_int_equal(at->items[i].value.u.i, i);
+        }
+        assert_int_equal(at->items[N_KEYS].key.len, strlen(long_key));
+        assert_memory_equal(at->items[N_KEYS].key.ptr, long_key, strlen(long_key));
+        assert_int_equal(at->items[N_KEYS + 1].value.u.s.len, strlen(long_key));
+        assert_memory_equal(at->items[N_KEYS + 1].value.u.s.ptr, long_key, strlen(long_key));
+        clew__trace_result_free(r);
+    }
+    clew__store_destroy(st);
+}
+
+/* Failing allocations anywhere in a batch of two traces over two resource groups
+ * leave no trace without spans, and a retry completes both traces exactly. */
+static void out_of_memory_split_batch(void **state)
+{
+    (void)state;
+    clew_arena a;
+    clew__arena_init(&a, 4096, 0);
+    clew_batch b1 = split_batch(&a, tid(4, 1), 1, 5);
+    clew_batch b2 = split_batch(&a, tid(4, 2), 50, 4);
+    clew_batch b = b1;
+    b.rs = clew__arena_calloc(&a, 4, sizeof(*b.rs));
+    b.rs[0] = b1.rs[0];
+    b.rs[1] = b2.rs[0];
+    b.rs[2] = b1.rs[1];
+    b.rs[3] = b2.rs[1];
+    b.n_rs = 4;
+    b.n_spans = b1.n_spans + b2.n_spans;
+    int failed = 0;
+    for (long n = 0; n < 400; n++) {
+        clew_store *st = new_store(0, 0);
+        clew__alloc_fail_after(n);
+        clew_status rc = st->ops->append(st, &b, NULL, NULL, NULL);
+        clew__alloc_fail_after(-1);
+        assert_true(rc == CLEW_OK || rc == CLEW_ENOMEM);
+        failed += rc != CLEW_OK;
+        clew_store_stats stats;
+        st->ops->stats(st, &stats);
+        /* no trace without spans */
+        assert_true(stats.traces <= stats.spans);
+        assert_int_equal(st->ops->append(st, &b, NULL, NULL, NULL), CLEW_OK);
+        assert_split_trace(st, tid(4, 1), 1, 5, 5);
+        assert_split_trace(st, tid(4, 2), 50, 4, 4);
+        st->ops->stats(st, &stats);
+        assert_int_equal(stats.traces, 2);
+        assert_int_equal(stats.spans, 9);
+        clew__store_destroy(st);
+        if (rc == CLEW_OK) {
+            break;
+        }
+    }
+    assert_true(failed > 0);
+    clew__arena_deinit(&a);
+}
+
 /* ---- concurrency smoke: two writers, one reader ---- */
 
 typedef struct writer_arg {
@@ -807,13 +1051,23 @@ static void concurrency_smoke(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(append_get_dedup),   cmocka_unit_test(result_outlives_store),
-        cmocka_unit_test(resources_interned), cmocka_unit_test(interned_freed_with_last_trace),
-        cmocka_unit_test(evict_by_count),     cmocka_unit_test(evict_by_bytes),
-        cmocka_unit_test(names_sorted),       cmocka_unit_test(search_filters),
-        cmocka_unit_test(default_limit),      cmocka_unit_test(root_is_parentless_span),
-        cmocka_unit_test(trace_meta),         cmocka_unit_test(value_text_matching),
-        cmocka_unit_test(concurrency_smoke),  cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(append_get_dedup),
+        cmocka_unit_test(result_outlives_store),
+        cmocka_unit_test(resources_interned),
+        cmocka_unit_test(interned_freed_with_last_trace),
+        cmocka_unit_test(evict_by_count),
+        cmocka_unit_test(evict_by_bytes),
+        cmocka_unit_test(names_sorted),
+        cmocka_unit_test(search_filters),
+        cmocka_unit_test(default_limit),
+        cmocka_unit_test(root_is_parentless_span),
+        cmocka_unit_test(trace_meta),
+        cmocka_unit_test(value_text_matching),
+        cmocka_unit_test(concurrency_smoke),
+        cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(copy_keeps_every_field),
+        cmocka_unit_test(many_and_long_keys),
+        cmocka_unit_test(out_of_memory_split_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,16 @@
  * Metadata: append's meta (or KEPT with adjusted_count 1 when NULL) is set when a
  * trace is created; later appends leave it alone and set_trace_meta changes it.
  *
+ * Span copies: one append copies each trace's new spans into one block of the
+ * trace's arena, sized by a first pass over the batch. Attribute keys, span names
+ * and repeated string values are not copied per span: spans point at store-wide
+ * tables (keys, the operation index, values shared per key) that live as long as the
+ * store and are bounded (MAX_KEYS, MAX_INDEX_ENTRIES, MAX_SHARED_VALUES); past a
+ * bound, strings are copied per span as before.
+ *
  * Byte budget: max_bytes counts span data (each trace's arena, arrays and dedup set)
- * and the interned resources and scopes; the bounded name index is not counted.
+ * and the interned resources and scopes; the bounded name index and key and value
+ * tables are not counted.
  *
  * Locking: one rwlock. append and set_trace_meta take it for writing; get_trace,
  * search, services, operations and stats for reading. Everything handed out is
@@ -41,9 +49,15 @@
 
 #define DEFAULT_MAX_TRACES 100000u
 #define DEFAULT_LIMIT      20u
-#define TRACE_CHUNK        1024u  /* arena chunk of a trace: most traces are small */
+#define TRACE_CHUNK        64u    /* fallback arena chunk of a trace; spans go in sized blocks */
 #define RESULT_CHUNK       16384u /* arena chunk of a result handed to a caller */
 #define MAX_INDEX_ENTRIES  100000u
+#define MAX_KEYS           8192u      /* distinct attribute keys interned per store */
+#define MAX_KEY_LEN        128u       /* longer keys are copied per span */
+#define KEY_CACHE          32u        /* attribute positions with a last-key cache */
+#define KEY_VALUES         16u        /* string values shared per key */
+#define MAX_VALUE_LEN      128u       /* longer values are copied per span */
+#define MAX_SHARED_VALUES  (1u << 20) /* bytes of shared values (and their lists) */
 
 /* ---- a chained hash table of intrusive nodes ---- */
 
@@ -128,6 +142,23 @@ typedef struct svc_entry {
     char name[];
 } svc_entry;
 
+/* An interned attribute key: spans point at `s` instead of holding a copy. Keys
+ * live as long as the store (bounded by MAX_KEYS), like the name index.
+ *
+ * A key also shares up to KEY_VALUES of its string values (http.route,
+ * server.address, user_agent.original repeat across spans). A key whose values
+ * keep missing the full list (ids, paths with ids) stops sharing, so that it costs
+ * no more than a few compares. */
+typedef struct key_entry {
+    hnode node;
+    clew_str *vals; /* KEY_VALUES slots in ms->shared, NULL until the first value */
+    uint32_t n_vals;
+    uint32_t hits, misses; /* once the list is full */
+    bool values_off;
+    size_t len;
+    char s[];
+} key_entry;
+
 typedef struct op_entry {
     hnode node;
     const svc_entry *svc;
@@ -161,6 +192,12 @@ typedef struct trace_entry {
     char *tenant;
     size_t tenant_len;
     size_t bytes; /* what this entry added to store->bytes */
+    /* free space of the current span block (structs from blk_lo up, strings from
+     * blk_hi down); a block is sized for all of one append's spans of this trace */
+    char *blk_lo, *blk_hi;
+    /* during one append: bytes and spans of this trace still to store */
+    size_t pend_bytes;
+    uint32_t pend_spans;
 } trace_entry;
 
 typedef struct memory_store {
@@ -172,6 +209,9 @@ typedef struct memory_store {
     trace_entry *oldest, *newest;
     htable resources, scopes;
     htable services, ops;
+    htable keys;                        /* key_entry, at most MAX_KEYS */
+    key_entry *key_cache[KEY_CACHE][2]; /* last two keys seen at each attribute position */
+    clew_arena shared;                  /* shared values, at most MAX_SHARED_VALUES */
     uint64_t spans, bytes, evicted, duplicates;
     clew_store_observer observer; /* set before the first append; read without the lock */
     void *observer_ud;
@@ -187,14 +227,35 @@ static bool str_eq2(clew_str a, clew_str b)
     return str_eq(a, b.ptr, b.len);
 }
 
+/* The store's tables hash a word at a time: every span is looked up by trace id,
+ * span id, operation and attribute keys, and the byte-wise FNV of common/hash.h
+ * showed up in profiles of ingest. These hashes never leave this file. */
+static uint64_t str_hash(uint64_t h, const char *p, size_t n)
+{
+    const uint64_t mul = 0x9e3779b97f4a7c15ull;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * mul;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    if (n > 0) {
+        memcpy(&w, p, n);
+    }
+    return clew__hash_finish((h ^ w ^ ((uint64_t)n << 56)) * mul);
+}
+
 static uint64_t trace_hash(const clew_trace_id *id)
 {
-    return clew__hash_finish(clew__hash_bytes(CLEW_HASH_SEED, id->bytes, sizeof(id->bytes)));
+    return str_hash(CLEW_HASH_SEED, (const char *)id->bytes, sizeof(id->bytes));
 }
 
 static uint64_t span_id_hash(const clew_span_id *id)
 {
-    return clew__hash_finish(clew__hash_bytes(CLEW_HASH_SEED, id->bytes, sizeof(id->bytes)));
+    uint64_t w;
+    memcpy(&w, id->bytes, sizeof(w));
+    return clew__hash_finish(w ^ CLEW_HASH_SEED);
 }
 
 /* ---- interning ---- */
@@ -274,10 +335,8 @@ static clew_status entry_ref(interned ***list, uint32_t *n, uint32_t *cap, inter
 
 static uint64_t name_hash(const svc_entry *svc, clew_str name, clew_span_kind kind)
 {
-    uint64_t h = clew__hash_u64(CLEW_HASH_SEED, (uint64_t)(uintptr_t)svc);
-    h = clew__hash_u64(h, (uint64_t)kind);
-    h = clew__hash_bytes(h, name.ptr, name.len);
-    return clew__hash_finish(h);
+    uint64_t h = clew__hash_finish(CLEW_HASH_SEED ^ (uint64_t)(uintptr_t)svc ^ (uint64_t)kind);
+    return str_hash(h, name.ptr, name.len);
 }
 
 /* Returns the service's index entry, creating it; NULL when the index is full or
@@ -308,26 +367,28 @@ static svc_entry *index_service(memory_store *ms, clew_str name)
     return e;
 }
 
-static void index_operation(memory_store *ms, const svc_entry *svc, clew_str name,
-                            clew_span_kind kind)
+/* Returns the operation's index entry, creating it; NULL like index_service. Its
+ * name outlives every trace, so stored spans share it instead of copying theirs. */
+static const op_entry *index_operation(memory_store *ms, const svc_entry *svc, clew_str name,
+                                       clew_span_kind kind)
 {
     if (svc == NULL) {
-        return;
+        return NULL;
     }
     uint64_t h = name_hash(svc, name, kind);
     for (hnode *n = ht_first(&ms->ops, h); n != NULL; n = n->next) {
         op_entry *e = (op_entry *)n;
         if (n->hash == h && e->svc == svc && e->kind == kind && e->len == name.len &&
             memcmp(e->name, name.ptr, name.len) == 0) {
-            return;
+            return e;
         }
     }
     if (ms->ops.n >= MAX_INDEX_ENTRIES || ht_reserve(&ms->ops) != CLEW_OK) {
-        return;
+        return NULL;
     }
     op_entry *e = clew__malloc(sizeof(*e) + name.len + 1);
     if (e == NULL) {
-        return;
+        return NULL;
     }
     e->node.hash = h;
     e->svc = svc;
@@ -338,6 +399,7 @@ static void index_operation(memory_store *ms, const svc_entry *svc, clew_str nam
     }
     e->name[name.len] = '\0';
     ht_insert(&ms->ops, &e->node);
+    return e;
 }
 
 /* ---- trace entries ---- */
@@ -490,14 +552,20 @@ static void slots_put(uint32_t *slots, uint32_t n_slots, const clew_span_id *id,
     slots[i] = v;
 }
 
-/* Makes room for one more span (array and dedup set, load factor <= 1/2). */
-static clew_status entry_grow(trace_entry *e)
+/* Makes room for `extra` more spans (array and dedup set, load factor <= 1/2), so
+ * that one append reserves once for all of its spans of a trace. */
+static clew_status entry_grow(trace_entry *e, uint32_t extra)
 {
-    if (e->n_spans == UINT32_MAX / 4) {
+    const uint32_t max = UINT32_MAX / 4;
+    if (e->n_spans >= max) {
         return CLEW_ETOOBIG;
     }
-    if (e->n_spans == e->cap_spans) {
-        uint32_t nc = e->cap_spans ? e->cap_spans * 2 : 4;
+    if (extra == 0 || extra > max - e->n_spans) {
+        extra = 1;
+    }
+    uint32_t want = e->n_spans + extra;
+    if (want > e->cap_spans) {
+        uint32_t nc = e->cap_spans * 2 > want ? e->cap_spans * 2 : want;
         clew_span_data **sp = clew__realloc(e->spans, nc * sizeof(*sp));
         if (sp == NULL) {
             return CLEW_ENOMEM;
@@ -505,8 +573,11 @@ static clew_status entry_grow(trace_entry *e)
         e->spans = sp;
         e->cap_spans = nc;
     }
-    if ((e->n_spans + 1) * 2 > e->n_slots) {
-        uint32_t ns = e->n_slots ? e->n_slots * 2 : 8;
+    if (want * 2 > e->n_slots) {
+        uint32_t ns = e->n_slots ? e->n_slots : 8;
+        while (ns < want * 2) {
+            ns *= 2;
+        }
         uint32_t *slots = clew__calloc(ns, sizeof(*slots));
         if (slots == NULL) {
             return CLEW_ENOMEM;
@@ -553,23 +624,389 @@ static void entry_update_summary(trace_entry *e, uint32_t idx)
     }
 }
 
-/* Adds one span to trace `e` unless the trace has it already. */
-static clew_status store_span(memory_store *ms, trace_entry *e, const clew_span_data *src,
-                              interned *res, interned *scope, svc_entry *svc)
+/* ---- copying a span into its trace ----
+ *
+ * A span is copied into a block of its trace's arena that append sized for all of
+ * the batch's spans of that trace (one allocation per trace and batch, no chunk
+ * tails). Structs fill a block from the bottom and strings, which need no
+ * alignment, from the top. Attribute keys point at the store's key table and span
+ * names at the operation index, and repeated string values at their key; all live
+ * as long as the store. span_size counts exactly what span_copy takes from the
+ * block; should a table change in between (a value list filled up or switched
+ * off), the rest comes from the arena. */
+
+_Static_assert(sizeof(clew_value) % 8 == 0 && sizeof(clew_kv) % 8 == 0 &&
+                   sizeof(clew_event_data) % 8 == 0 && sizeof(clew_link_data) % 8 == 0 &&
+                   sizeof(clew_span_data) % 8 == 0,
+               "block structs keep 8-byte alignment");
+
+static uint64_t key_hash(clew_str k)
+{
+    return str_hash(CLEW_HASH_SEED, k.ptr, k.len);
+}
+
+/* The interned copy of key `k` (added if the table has room), or NULL. `pos` is the
+ * attribute's position in its list: spans of one kind repeat their keys in order,
+ * so comparing with the last two keys seen there (two: kinds of spans interleave)
+ * usually saves the hash. */
+static key_entry *intern_key(memory_store *ms, clew_str k, uint32_t pos)
+{
+    if (k.len == 0 || k.len > MAX_KEY_LEN) {
+        return NULL;
+    }
+    key_entry **cache = pos < KEY_CACHE ? ms->key_cache[pos] : NULL;
+    for (int i = 0; cache != NULL && i < 2; i++) {
+        if (cache[i] != NULL && cache[i]->len == k.len && memcmp(cache[i]->s, k.ptr, k.len) == 0) {
+            return cache[i];
+        }
+    }
+    uint64_t h = key_hash(k);
+    key_entry *found = NULL;
+    for (hnode *n = ht_first(&ms->keys, h); n != NULL && found == NULL; n = n->next) {
+        key_entry *e = (key_entry *)n;
+        if (n->hash == h && e->len == k.len && memcmp(e->s, k.ptr, k.len) == 0) {
+            found = e;
+        }
+    }
+    if (found == NULL) {
+        if (ms->keys.n >= MAX_KEYS || ht_reserve(&ms->keys) != CLEW_OK) {
+            return NULL;
+        }
+        key_entry *e = clew__calloc(1, sizeof(*e) + k.len);
+        if (e == NULL) {
+            return NULL;
+        }
+        e->node.hash = h;
+        e->len = k.len;
+        memcpy(e->s, k.ptr, k.len);
+        ht_insert(&ms->keys, &e->node);
+        found = e;
+    }
+    if (cache != NULL) {
+        cache[1] = cache[0];
+        cache[0] = found;
+    }
+    return found;
+}
+
+/* The shared copy of string value `v` of key `k` (added if the key's list has
+ * room), or NULL. */
+static const char *intern_value(memory_store *ms, key_entry *k, clew_str v)
+{
+    if (k->values_off || v.len == 0 || v.len > MAX_VALUE_LEN) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < k->n_vals; i++) {
+        if (k->vals[i].len == v.len && memcmp(k->vals[i].ptr, v.ptr, v.len) == 0) {
+            k->hits += k->n_vals == KEY_VALUES;
+            return k->vals[i].ptr;
+        }
+    }
+    if (k->n_vals == KEY_VALUES) {
+        /* mostly distinct values: stop comparing */
+        if (++k->misses > k->hits && k->misses >= 64) {
+            k->values_off = true;
+        }
+        return NULL;
+    }
+    if (k->vals == NULL) {
+        k->vals = clew__arena_alloc(&ms->shared, KEY_VALUES * sizeof(*k->vals));
+    }
+    char *p = k->vals ? clew__arena_alloc(&ms->shared, v.len) : NULL;
+    if (p == NULL) {
+        k->values_off = true;
+        return NULL;
+    }
+    memcpy(p, v.ptr, v.len);
+    k->vals[k->n_vals++] = (clew_str){p, v.len};
+    return p;
+}
+
+/* A kv's key and string value as stored: shared copies where the tables have them
+ * (NULL where the span needs its own). Sizing and copying both call this, so a
+ * block holds exactly what the copy needs. */
+/* What kv_shared found for one attribute: the plan keeps it for a span's own
+ * attributes so that the copy need not look again. */
+typedef struct shared_kv {
+    const key_entry *key;
+    const char *val;
+} shared_kv;
+
+static void kv_shared(memory_store *ms, const clew_kv *kv, uint32_t pos, const key_entry **key,
+                      const char **val)
+{
+    key_entry *k = intern_key(ms, kv->key, pos);
+    *key = k;
+    *val = NULL;
+    if (k != NULL && kv->value.type == CLEW_VALUE_STRING) {
+        *val = intern_value(ms, k, kv->value.u.s);
+    }
+}
+
+static size_t kvs_size(memory_store *ms, const clew_kv *kv, uint32_t n, shared_kv *out);
+
+static size_t value_size(memory_store *ms, const clew_value *v)
+{
+    switch (v->type) {
+    case CLEW_VALUE_STRING:
+    case CLEW_VALUE_BYTES:
+        return v->u.s.len;
+    case CLEW_VALUE_ARRAY: {
+        size_t n = (size_t)v->u.array.n * sizeof(clew_value);
+        for (uint32_t i = 0; i < v->u.array.n; i++) {
+            n += value_size(ms, &v->u.array.items[i]);
+        }
+        return n;
+    }
+    case CLEW_VALUE_KVLIST:
+        return kvs_size(ms, v->u.kvlist.items, v->u.kvlist.n, NULL);
+    default:
+        return 0;
+    }
+}
+
+/* `out`, when not NULL, receives what each attribute shares. */
+static size_t kvs_size(memory_store *ms, const clew_kv *kv, uint32_t n, shared_kv *out)
+{
+    size_t total = (size_t)n * sizeof(clew_kv);
+    for (uint32_t i = 0; i < n; i++) {
+        const key_entry *k;
+        const char *v;
+        kv_shared(ms, &kv[i], i, &k, &v);
+        total += (k ? 0 : kv[i].key.len) + (v ? 0 : value_size(ms, &kv[i].value));
+        if (out != NULL) {
+            out[i] = (shared_kv){k, v};
+        }
+    }
+    return total;
+}
+
+static size_t span_size(memory_store *ms, const clew_span_data *s, bool shared_name,
+                        shared_kv *attrs_out)
+{
+    size_t n = sizeof(*s) + s->trace_state.len + (shared_name ? 0 : s->name.len) +
+               s->status_message.len + kvs_size(ms, s->attrs.items, s->attrs.n, attrs_out);
+    n += (size_t)s->n_events * sizeof(clew_event_data);
+    for (uint32_t i = 0; i < s->n_events; i++) {
+        n += s->events[i].name.len +
+             kvs_size(ms, s->events[i].attrs.items, s->events[i].attrs.n, NULL);
+    }
+    n += (size_t)s->n_links * sizeof(clew_link_data);
+    for (uint32_t i = 0; i < s->n_links; i++) {
+        n += s->links[i].trace_state.len +
+             kvs_size(ms, s->links[i].attrs.items, s->links[i].attrs.n, NULL);
+    }
+    return n;
+}
+
+typedef struct copier {
+    memory_store *ms;
+    trace_entry *e;
+} copier;
+
+/* `n` is a multiple of 8 (every struct placed here is). */
+static void *cp_struct(copier *c, size_t n)
+{
+    trace_entry *e = c->e;
+    if ((size_t)(e->blk_hi - e->blk_lo) >= n) {
+        void *p = e->blk_lo;
+        e->blk_lo += n;
+        return p;
+    }
+    return clew__arena_alloc(&e->arena, n);
+}
+
+static clew_status cp_str(copier *c, clew_str *dst, clew_str src)
+{
+    if (src.len == 0) {
+        *dst = (clew_str){"", 0};
+        return CLEW_OK;
+    }
+    trace_entry *e = c->e;
+    char *p;
+    if ((size_t)(e->blk_hi - e->blk_lo) >= src.len) {
+        e->blk_hi -= src.len;
+        p = e->blk_hi;
+    } else if ((p = clew__arena_alloc(&e->arena, src.len)) == NULL) {
+        return CLEW_ENOMEM;
+    }
+    memcpy(p, src.ptr, src.len);
+    *dst = (clew_str){p, src.len};
+    return CLEW_OK;
+}
+
+static clew_status cp_kvs(copier *c, clew_kv **dst, const clew_kv *src, uint32_t n,
+                          const shared_kv *pre);
+
+static clew_status cp_value(copier *c, clew_value *dst, const clew_value *src)
+{
+    *dst = *src;
+    switch (src->type) {
+    case CLEW_VALUE_STRING:
+    case CLEW_VALUE_BYTES:
+        return cp_str(c, &dst->u.s, src->u.s);
+    case CLEW_VALUE_ARRAY:
+        dst->u.array.items = NULL;
+        if (src->u.array.n == 0) {
+            return CLEW_OK;
+        }
+        dst->u.array.items = cp_struct(c, (size_t)src->u.array.n * sizeof(clew_value));
+        if (dst->u.array.items == NULL) {
+            return CLEW_ENOMEM;
+        }
+        for (uint32_t i = 0; i < src->u.array.n; i++) {
+            clew_status rc = cp_value(c, &dst->u.array.items[i], &src->u.array.items[i]);
+            if (rc != CLEW_OK) {
+                return rc;
+            }
+        }
+        return CLEW_OK;
+    case CLEW_VALUE_KVLIST:
+        return cp_kvs(c, &dst->u.kvlist.items, src->u.kvlist.items, src->u.kvlist.n, NULL);
+    default:
+        return CLEW_OK;
+    }
+}
+
+/* `pre`, when not NULL, is what kvs_size found for these attributes. */
+static clew_status cp_kvs(copier *c, clew_kv **dst, const clew_kv *src, uint32_t n,
+                          const shared_kv *pre)
+{
+    *dst = NULL;
+    if (n == 0) {
+        return CLEW_OK;
+    }
+    clew_kv *kv = cp_struct(c, (size_t)n * sizeof(*kv));
+    if (kv == NULL) {
+        return CLEW_ENOMEM;
+    }
+    *dst = kv;
+    for (uint32_t i = 0; i < n; i++) {
+        const key_entry *k;
+        const char *v;
+        if (pre != NULL) {
+            k = pre[i].key;
+            v = pre[i].val;
+        } else {
+            kv_shared(c->ms, &src[i], i, &k, &v);
+        }
+        clew_status rc = CLEW_OK;
+        if (k != NULL) {
+            kv[i].key = (clew_str){k->s, k->len};
+        } else {
+            rc = cp_str(c, &kv[i].key, src[i].key);
+        }
+        if (rc == CLEW_OK && v != NULL) {
+            kv[i].value = src[i].value;
+            kv[i].value.u.s.ptr = v;
+        } else if (rc == CLEW_OK) {
+            rc = cp_value(c, &kv[i].value, &src[i].value);
+        }
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+    }
+    return CLEW_OK;
+}
+
+static clew_status cp_attrs(copier *c, clew_attrs *dst, const clew_attrs *src, const shared_kv *pre)
+{
+    dst->n = src->n;
+    dst->dropped = src->dropped;
+    return cp_kvs(c, &dst->items, src->items, src->n, pre);
+}
+
+/* Copies `src` into `dst` (a struct in the block); the name is shared with `op`
+ * when the operation index has it, and `pre` is what span_size found for the
+ * span's attributes. Resource and scope are left to the caller. */
+static clew_status span_copy(copier *c, clew_span_data *dst, const clew_span_data *src,
+                             const op_entry *op, const shared_kv *pre)
 {
     clew_status rc;
+    *dst = *src;
+    if (op != NULL) {
+        dst->name = (clew_str){op->name, op->len};
+    } else if ((rc = cp_str(c, &dst->name, src->name)) != CLEW_OK) {
+        return rc;
+    }
+    if ((rc = cp_str(c, &dst->trace_state, src->trace_state)) != CLEW_OK ||
+        (rc = cp_str(c, &dst->status_message, src->status_message)) != CLEW_OK ||
+        (rc = cp_attrs(c, &dst->attrs, &src->attrs, pre)) != CLEW_OK) {
+        return rc;
+    }
+    dst->events = NULL;
+    dst->links = NULL;
+    if (src->n_events) {
+        dst->events = cp_struct(c, (size_t)src->n_events * sizeof(clew_event_data));
+        if (dst->events == NULL) {
+            return CLEW_ENOMEM;
+        }
+        for (uint32_t i = 0; i < src->n_events; i++) {
+            dst->events[i] = src->events[i];
+            if ((rc = cp_str(c, &dst->events[i].name, src->events[i].name)) != CLEW_OK ||
+                (rc = cp_attrs(c, &dst->events[i].attrs, &src->events[i].attrs, NULL)) != CLEW_OK) {
+                return rc;
+            }
+        }
+    }
+    if (src->n_links) {
+        dst->links = cp_struct(c, (size_t)src->n_links * sizeof(clew_link_data));
+        if (dst->links == NULL) {
+            return CLEW_ENOMEM;
+        }
+        for (uint32_t i = 0; i < src->n_links; i++) {
+            dst->links[i] = src->links[i];
+            if ((rc = cp_str(c, &dst->links[i].trace_state, src->links[i].trace_state)) !=
+                    CLEW_OK ||
+                (rc = cp_attrs(c, &dst->links[i].attrs, &src->links[i].attrs, NULL)) != CLEW_OK) {
+                return rc;
+            }
+        }
+    }
+    return CLEW_OK;
+}
+
+/* What append's first pass learned about one span of the batch. */
+typedef struct span_plan {
+    trace_entry *e;
+    const op_entry *op;
+    shared_kv *attrs; /* one per attribute of the span */
+    size_t size;      /* span_size */
+} span_plan;
+
+/* Adds one span to trace `e` unless the trace has it already. */
+static clew_status store_span(memory_store *ms, const span_plan *p, const clew_span_data *src,
+                              interned *res, interned *scope)
+{
+    trace_entry *e = p->e;
+    clew_status rc;
+    /* the span leaves this batch's pending work whatever happens below */
+    uint32_t pend_spans = e->pend_spans;
+    size_t pend_bytes = e->pend_bytes;
+    e->pend_spans = pend_spans > 0 ? pend_spans - 1 : 0;
+    e->pend_bytes = pend_bytes > p->size ? pend_bytes - p->size : 0;
     if (entry_lookup_span(e, &src->span_id) >= 0) {
         ms->duplicates++;
         return CLEW_OK;
     }
-    if ((rc = entry_grow(e)) != CLEW_OK) {
+    if ((rc = entry_grow(e, pend_spans)) != CLEW_OK) {
         return rc;
     }
-    clew_span_data *s = clew__arena_alloc(&e->arena, sizeof(*s));
+    if ((size_t)(e->blk_hi - e->blk_lo) < p->size) {
+        size_t want = pend_bytes > p->size ? pend_bytes : p->size;
+        char *blk = clew__arena_alloc(&e->arena, want);
+        if (blk == NULL) {
+            return CLEW_ENOMEM;
+        }
+        e->blk_lo = blk;
+        e->blk_hi = blk + want;
+    }
+    copier c = {ms, e};
+    clew_span_data *s = cp_struct(&c, sizeof(*s));
     if (s == NULL) {
         return CLEW_ENOMEM;
     }
-    if ((rc = clew__span_clone(s, src, &e->arena)) != CLEW_OK) {
+    if ((rc = span_copy(&c, s, src, p->op, p->attrs)) != CLEW_OK) {
         return rc;
     }
     if ((rc = entry_ref(&e->res, &e->n_res, &e->cap_res, res)) != CLEW_OK ||
@@ -584,42 +1021,111 @@ static clew_status store_span(memory_store *ms, trace_entry *e, const clew_span_
     entry_update_summary(e, idx);
     entry_account(ms, e);
     ms->spans++;
-    index_operation(ms, svc, s->name, s->kind);
     return CLEW_OK;
 }
 
-/* Finds or creates the span's trace (`last` caches the previous one: spans of a
- * trace usually arrive together) and stores the span there. */
-static clew_status append_span(memory_store *ms, const clew_span_data *src, interned *res,
-                               interned *scope, const clew_trace_meta *meta, svc_entry *svc,
-                               trace_entry **last)
+/* First pass for one span: finds or creates its trace (`last` caches the previous
+ * one: spans of a trace usually arrive together), indexes its operation and adds
+ * its size to the trace's pending work. */
+static clew_status plan_span(memory_store *ms, const clew_span_data *src,
+                             const clew_trace_meta *meta, const svc_entry *svc, trace_entry **last,
+                             span_plan *p, shared_kv *attrs)
 {
-    clew_status rc = CLEW_OK;
     trace_entry *e = *last;
     if (e == NULL || memcmp(e->id.bytes, src->trace_id.bytes, sizeof(e->id.bytes)) != 0) {
         e = entry_find(ms, &src->trace_id);
         if (e == NULL) {
-            if ((rc = entry_create(ms, &src->trace_id, &e)) != CLEW_OK) {
+            clew_status rc = entry_create(ms, &src->trace_id, &e);
+            if (rc != CLEW_OK) {
                 return rc;
             }
             /* meta applies to a trace it creates only: a late span (sent as pending
              * by a receiver that cannot know) must not undo a sampling decision made
              * since with set_trace_meta */
-            if (meta != NULL) {
-                rc = entry_set_meta(e, meta);
+            if (meta != NULL && (rc = entry_set_meta(e, meta)) != CLEW_OK) {
+                return rc;
             }
         }
         *last = e;
     }
-    if (rc == CLEW_OK) {
-        rc = store_span(ms, e, src, res, scope, svc);
+    p->e = e;
+    p->op = index_operation(ms, svc, src->name, src->kind);
+    p->attrs = attrs;
+    p->size = span_size(ms, src, p->op != NULL, attrs);
+    e->pend_bytes += p->size;
+    e->pend_spans++;
+    return CLEW_OK;
+}
+
+/* ---- operations ---- */
+
+/* Append works in two passes over the batch: the first finds every span's trace
+ * and sizes what each trace gets, the second copies spans into one block per trace.
+ * Between the passes every resource and scope group holds a reference to its
+ * interned copy, so a trace removed after a failure cannot free it. */
+typedef struct append_state {
+    span_plan *plans;
+    shared_kv *attrs;  /* for every span's attributes, in batch order */
+    interned **res;    /* per resource group */
+    interned **scopes; /* per scope group, over all resource groups */
+    size_t n_res, n_scopes;
+} append_state;
+
+static clew_status plan_batch(memory_store *ms, const clew_batch *b, const clew_trace_meta *meta,
+                              append_state *st)
+{
+    static const clew_resource empty_res;
+    static const clew_scope empty_scope;
+    trace_entry *last = NULL;
+    size_t k = 0, a = 0;
+    for (size_t r = 0; r < b->n_rs; r++) {
+        const clew_resource_spans *rs = &b->rs[r];
+        interned *ir = NULL;
+        clew_status rc = intern(ms, rs->resource ? rs->resource : &empty_res, NULL, &ir);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+        ir->refs++;
+        st->res[st->n_res++] = ir;
+        const svc_entry *svc = index_service(ms, clew__resource_service(&ir->u.r));
+        for (size_t g = 0; g < rs->n_scopes; g++) {
+            const clew_scope_spans *ss = &rs->scopes[g];
+            interned *is = NULL;
+            rc = intern(ms, NULL, ss->scope ? ss->scope : &empty_scope, &is);
+            if (rc != CLEW_OK) {
+                return rc;
+            }
+            is->refs++;
+            st->scopes[st->n_scopes++] = is;
+            for (size_t i = 0; i < ss->n_spans; i++) {
+                rc = plan_span(ms, &ss->spans[i], meta, svc, &last, &st->plans[k++], &st->attrs[a]);
+                if (rc != CLEW_OK) {
+                    return rc;
+                }
+                a += ss->spans[i].attrs.n;
+            }
+        }
     }
-    if (rc != CLEW_OK && e->n_spans == 0) {
-        /* no trace without spans: it would count against max_traces for nothing */
-        entry_remove(ms, e);
-        *last = NULL;
+    return CLEW_OK;
+}
+
+static clew_status store_batch(memory_store *ms, const clew_batch *b, const append_state *st)
+{
+    size_t k = 0, g_all = 0;
+    for (size_t r = 0; r < b->n_rs; r++) {
+        const clew_resource_spans *rs = &b->rs[r];
+        for (size_t g = 0; g < rs->n_scopes; g++, g_all++) {
+            const clew_scope_spans *ss = &rs->scopes[g];
+            for (size_t i = 0; i < ss->n_spans; i++, k++) {
+                clew_status rc =
+                    store_span(ms, &st->plans[k], &ss->spans[i], st->res[r], st->scopes[g_all]);
+                if (rc != CLEW_OK) {
+                    return rc;
+                }
+            }
+        }
     }
-    return rc;
+    return CLEW_OK;
 }
 
 static void evict(memory_store *ms)
@@ -631,47 +1137,69 @@ static void evict(memory_store *ms)
     }
 }
 
-/* ---- operations ---- */
-
 static clew_status ms_append(clew_store *s, const clew_batch *b, const clew_trace_meta *meta,
                              clew_append_cb cb, void *ud)
 {
     memory_store *ms = (memory_store *)s;
+    size_t n_scopes = 0, n_spans = 0, n_attrs = 0;
+    for (size_t r = 0; r < b->n_rs; r++) {
+        n_scopes += b->rs[r].n_scopes;
+        for (size_t g = 0; g < b->rs[r].n_scopes; g++) {
+            const clew_scope_spans *ss = &b->rs[r].scopes[g];
+            n_spans += ss->n_spans;
+            for (size_t i = 0; i < ss->n_spans; i++) {
+                n_attrs += ss->spans[i].attrs.n;
+            }
+        }
+    }
+    append_state st = {0};
+    st.plans = clew__calloc(n_spans ? n_spans : 1, sizeof(*st.plans));
+    st.res = clew__calloc(b->n_rs ? b->n_rs : 1, sizeof(*st.res));
+    st.scopes = clew__calloc(n_scopes ? n_scopes : 1, sizeof(*st.scopes));
+    /* not cleared: plan_span writes each span's entries before anything reads them */
+    st.attrs = clew__malloc((n_attrs ? n_attrs : 1) * sizeof(*st.attrs));
     clew_status rc = CLEW_OK;
-    trace_entry *last = NULL;
+    if (st.plans == NULL || st.res == NULL || st.scopes == NULL || st.attrs == NULL) {
+        rc = CLEW_ENOMEM;
+    }
     pthread_rwlock_wrlock(&ms->lock);
-    for (size_t r = 0; r < b->n_rs && rc == CLEW_OK; r++) {
-        const clew_resource_spans *rs = &b->rs[r];
-        static const clew_resource empty_res;
-        static const clew_scope empty_scope;
-        interned *ir = NULL;
-        rc = intern(ms, rs->resource ? rs->resource : &empty_res, NULL, &ir);
-        if (rc != CLEW_OK) {
-            break;
+    trace_entry *before = ms->newest;
+    if (rc == CLEW_OK) {
+        rc = plan_batch(ms, b, meta, &st);
+    }
+    if (rc == CLEW_OK) {
+        rc = store_batch(ms, b, &st);
+    }
+    if (rc != CLEW_OK) {
+        /* spans stored before the failure stay (a retry is deduplicated); forget the
+         * rest of the plan, then drop the traces this call created without spans:
+         * they would count against max_traces for nothing */
+        for (size_t k = 0; st.plans != NULL && k < n_spans && st.plans[k].e != NULL; k++) {
+            st.plans[k].e->pend_bytes = 0;
+            st.plans[k].e->pend_spans = 0;
         }
-        /* a reference held while the group is stored keeps the copy alive even if a
-         * failed span's trace is removed; released (freed if unused) at the end */
-        ir->refs++;
-        svc_entry *svc = index_service(ms, clew__resource_service(&ir->u.r));
-        for (size_t g = 0; g < rs->n_scopes && rc == CLEW_OK; g++) {
-            const clew_scope_spans *ss = &rs->scopes[g];
-            interned *is = NULL;
-            rc = intern(ms, NULL, ss->scope ? ss->scope : &empty_scope, &is);
-            if (rc != CLEW_OK) {
-                break;
+        trace_entry *e = before ? before->newer : ms->oldest;
+        while (e != NULL) {
+            trace_entry *next = e->newer;
+            if (e->n_spans == 0) {
+                entry_remove(ms, e);
             }
-            is->refs++;
-            for (size_t i = 0; i < ss->n_spans && rc == CLEW_OK; i++) {
-                rc = append_span(ms, &ss->spans[i], ir, is, meta, svc, &last);
-            }
-            interned_release(ms, &ms->scopes, is);
+            e = next;
         }
-        interned_release(ms, &ms->resources, ir);
+    }
+    for (size_t i = 0; i < st.n_scopes; i++) {
+        interned_release(ms, &ms->scopes, st.scopes[i]);
+    }
+    for (size_t i = 0; i < st.n_res; i++) {
+        interned_release(ms, &ms->resources, st.res[i]);
     }
     evict(ms);
     pthread_rwlock_unlock(&ms->lock);
+    clew__free(st.plans);
+    clew__free(st.res);
+    clew__free(st.scopes);
+    clew__free(st.attrs);
     if (rc != CLEW_OK) {
-        /* spans stored before the failure stay; a retry is deduplicated */
         return rc;
     }
     if (ms->observer != NULL) {
@@ -1124,6 +1652,8 @@ static void ms_destroy(clew_store *s)
     free_table_nodes(&ms->traces);
     free_table_nodes(&ms->services);
     free_table_nodes(&ms->ops);
+    free_table_nodes(&ms->keys);
+    clew__arena_deinit(&ms->shared);
     pthread_rwlock_destroy(&ms->lock);
     clew__free(ms);
 }
@@ -1153,6 +1683,7 @@ clew_status clew__memory_store_create(const clew_memory_store_config *cfg, clew_
         return CLEW_ENOMEM;
     }
     ms->base.ops = &memory_ops;
+    clew__arena_init(&ms->shared, 16384, MAX_SHARED_VALUES);
     ms->max_traces = cfg && cfg->max_traces ? cfg->max_traces : DEFAULT_MAX_TRACES;
     ms->max_bytes = cfg ? cfg->max_bytes : 0;
     *out = &ms->base;
