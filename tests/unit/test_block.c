@@ -941,6 +941,65 @@ static void checksum_in_every_section(void **state)
     corpus_deinit(&c);
 }
 
+/* The read-back of a cut (clew__block_verify_written) decodes only the first trace of each
+ * page, but still reads every byte: a flipped bit anywhere in any page or section of a file
+ * with many pages is caught, as clew__block_verify catches it. */
+static void verify_written_reads_every_byte(void **state)
+{
+    (void)state;
+    corpus c;
+    corpus_init(&c, 60, 11);
+    tmpdir t;
+    tmpdir_make(&t);
+    clew_block_write_options opt = {.page_size = 700};
+    write_block(&t, &c, &opt);
+    size_t n;
+    uint8_t *orig = slurp(t.path, &n);
+    const uint8_t *footer = orig + n - BLK_FOOTER_SIZE;
+    assert_true(blk_get_u32(footer + 12) >= 8); /* many pages, so most traces are not first */
+    uint64_t pages_end = n - BLK_FOOTER_SIZE;
+    for (int s = 0; s < BLK_N_SECTIONS; s++) {
+        uint64_t off = blk_get_u64(footer + 40 + (size_t)s * BLK_SECTION_ENTRY);
+        pages_end = off < pages_end ? off : pages_end;
+    }
+    uint8_t *copy = clew__malloc(n);
+    clew_error err;
+    clew_block *b = NULL;
+    /* the sound file passes */
+    assert_int_equal(clew__block_open(clew__fileio_posix(), t.path, &b, &err), CLEW_OK);
+    assert_int_equal(clew__block_verify_written(b, &err), CLEW_OK);
+    clew__block_close(b);
+    /* 64 spots spread over the pages (the last byte of the last page included), then the
+     * middle of every section */
+    size_t spots[64 + BLK_N_SECTIONS];
+    size_t n_spots = 0;
+    for (size_t i = 0; i < 64; i++) {
+        spots[n_spots++] = BLK_HEADER_SIZE + (size_t)((pages_end - 1 - BLK_HEADER_SIZE) * i / 63);
+    }
+    for (int s = 0; s < BLK_N_SECTIONS; s++) {
+        const uint8_t *e = footer + 40 + (size_t)s * BLK_SECTION_ENTRY;
+        spots[n_spots++] = blk_get_u64(e) + blk_get_u64(e + 8) / 2;
+    }
+    for (size_t i = 0; i < n_spots; i++) {
+        memcpy(copy, orig, n);
+        copy[spots[i]] ^= 0x08;
+        spit(t.path, copy, n);
+        memset(&err, 0, sizeof(err));
+        b = NULL;
+        clew_status rc = clew__block_open(clew__fileio_posix(), t.path, &b, &err);
+        if (rc == CLEW_OK) {
+            rc = clew__block_verify_written(b, &err);
+        }
+        clew__block_close(b);
+        assert_int_equal(rc, CLEW_ECORRUPT);
+        assert_non_null(strstr(err.msg, "checksum"));
+    }
+    clew__free(copy);
+    clew__free(orig);
+    tmpdir_remove(&t);
+    corpus_deinit(&c);
+}
+
 static void truncated_everywhere(void **state)
 {
     (void)state;
@@ -1122,6 +1181,7 @@ int main(void)
         cmocka_unit_test(names_and_unindexed_keys),
         cmocka_unit_test(large_traces_and_numbered_values),
         cmocka_unit_test(checksum_in_every_section),
+        cmocka_unit_test(verify_written_reads_every_byte),
         cmocka_unit_test(truncated_everywhere),
         cmocka_unit_test(version_mismatch),
         cmocka_unit_test(crash_points),

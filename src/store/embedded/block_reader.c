@@ -1866,7 +1866,9 @@ clew_status clew__block_unindexed_keys(clew_block *b, clew_name_list **out, clew
 
 /* ---- full verification ---- */
 
-clew_status clew__block_verify(clew_block *b, clew_error *err)
+/* Both verifies: with `decode_all` every trace is decoded, else only the first of each page in
+ * trace-id order (see clew__block_verify_written). */
+static clew_status verify_impl(clew_block *b, bool decode_all, clew_error *err)
 {
     static const int all[] = {BLK_SEC_PAGE_TABLE, BLK_SEC_TRACE_INDEX, BLK_SEC_BLOOM,
                               BLK_SEC_SUMMARIES,  BLK_SEC_STRINGS,     BLK_SEC_SERVICES,
@@ -1898,27 +1900,58 @@ clew_status clew__block_verify(clew_block *b, clew_error *err)
             return rc;
         }
     }
-    /* every page and every trace in it, page by page */
+    /* The traces of each page, by ordinal, in one pass over the trace index (not one pass
+     * per page): first[p] is page p's first trace in a linked list threaded through next[]. */
+    uint32_t np = b->info.n_pages, nt = b->info.n_traces;
+    uint32_t *first = clew__malloc((np ? np : 1) * sizeof(*first));
+    uint32_t *next = clew__malloc((nt ? nt : 1) * sizeof(*next));
+    if (first == NULL || next == NULL) {
+        clew__free(first);
+        clew__free(next);
+        return CLEW_ENOMEM;
+    }
+    for (uint32_t p = 0; p < np; p++) {
+        first[p] = UINT32_MAX;
+    }
+    for (uint32_t i = nt; i-- > 0;) {
+        uint32_t p = blk_get_u32(b->id_page + 4 * (size_t)i); /* < np: checked on load */
+        next[i] = first[p];
+        first[p] = i;
+    }
+    /* every page (read, CRC, decompressed, dictionary parsed), and every trace in it or
+     * only the first */
     clew_arena pa, ta;
     clew__arena_init(&pa, 256 * 1024, 0);
     clew__arena_init(&ta, 64 * 1024, 0);
-    for (uint32_t p = 0; rc == CLEW_OK && p < b->info.n_pages; p++) {
+    for (uint32_t p = 0; rc == CLEW_OK && p < np; p++) {
         const uint8_t *page;
         size_t len;
         blk_dict dict;
         clew__arena_reset(&pa);
         rc = read_page(b, p, &pa, &page, &len, &dict, err);
-        for (uint32_t i = 0; rc == CLEW_OK && i < b->info.n_traces; i++) {
-            if (blk_get_u32(b->id_page + 4 * (size_t)i) != p) {
-                continue;
-            }
+        for (uint32_t i = first[p]; rc == CLEW_OK && i != UINT32_MAX; i = next[i]) {
             clew__arena_reset(&ta);
             clew_span_data *spans_out;
             uint32_t n;
             rc = decode_ord(b, i, page, len, &dict, &ta, &spans_out, &n, err);
+            if (!decode_all) {
+                break;
+            }
         }
     }
     clew__arena_deinit(&pa);
     clew__arena_deinit(&ta);
+    clew__free(first);
+    clew__free(next);
     return rc;
+}
+
+clew_status clew__block_verify(clew_block *b, clew_error *err)
+{
+    return verify_impl(b, true, err);
+}
+
+clew_status clew__block_verify_written(clew_block *b, clew_error *err)
+{
+    return verify_impl(b, false, err);
 }

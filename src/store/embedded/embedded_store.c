@@ -1208,7 +1208,7 @@ static clew_status check_new_block(embedded_store *es, const char *file)
     memset(&err, 0, sizeof(err));
     clew_status rc = clew__block_open(es->io, path, &b, &err);
     if (rc == CLEW_OK) {
-        rc = clew__block_verify(b, &err);
+        rc = clew__block_verify_written(b, &err);
     }
     clew__block_close(b);
     if (rc != CLEW_OK && rc != CLEW_ENOMEM) {
@@ -1612,14 +1612,26 @@ static clew_status drop_spans_held_by_blocks(embedded_store *es, clew_trace_resu
     return CLEW_OK;
 }
 
+/* CPU time of the calling thread: a cut's chunks run on one thread, so this is their cost
+ * whatever else the machine runs (wall times of a cut under ingest mostly measure waiting). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) {
+        return 0;
+    }
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* What a cut did so far, over all its chunks. */
 typedef struct cut_totals {
-    size_t blocks;  /* chunks written as blocks */
-    size_t kept;    /* traces written */
-    uint64_t spans; /* spans written */
-    size_t dropped; /* DROPPED traces discarded */
-    size_t pending; /* PENDING traces left in the head */
-    size_t busy;    /* traces that grew while copied: left in the head whole */
+    size_t blocks;      /* chunks written as blocks */
+    size_t kept;        /* traces written */
+    uint64_t spans;     /* spans written */
+    size_t dropped;     /* DROPPED traces discarded */
+    size_t pending;     /* PENDING traces left in the head */
+    size_t busy;        /* traces that grew while copied: left in the head whole */
+    uint64_t cpu_ns[3]; /* CPU time of the chunks: copy, block write, read back and swap */
     char first[32], last[32];
 } cut_totals;
 
@@ -1642,6 +1654,7 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
     clew_status rc = copies != NULL && bt != NULL ? CLEW_OK : CLEW_ENOMEM;
     size_t n_kept = 0, bytes = 0, end = start;
     uint64_t n_spans = 0, t_start = now_ns(), t_copied = 0, t_written = 0;
+    uint64_t cpu_start = thread_cpu_ns();
     for (; end < n_refs && rc == CLEW_OK; end++) {
         clew_memory_trace_ref *r = &refs[end];
         if (r->state == CLEW_TRACE_PENDING) {
@@ -1679,6 +1692,7 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
     char name[32] = "";
     t_copied = now_ns();
     t_written = t_copied;
+    uint64_t cpu_copied = thread_cpu_ns(), cpu_written = cpu_copied;
     if (rc == CLEW_OK && n_kept > 0) {
         uint64_t seq = es->next_seq;
         snprintf(name, sizeof(name), "b%010llu", (unsigned long long)seq);
@@ -1686,6 +1700,7 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
         memset(&err, 0, sizeof(err));
         rc = clew__block_write(es->io, es->dir, name, bt, n_kept, NULL, &err);
         t_written = now_ns();
+        cpu_written = thread_cpu_ns();
         if (rc != CLEW_OK) {
             logf_(es, CLEW_WAL_LOG_ERROR,
                   "cut: writing block %s failed: %s (%s); the traces "
@@ -1726,6 +1741,10 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
     }
     clew__free(copies);
     clew__free(bt);
+    uint64_t cpu_end = thread_cpu_ns();
+    tot->cpu_ns[0] += cpu_copied - cpu_start;
+    tot->cpu_ns[1] += cpu_written - cpu_copied;
+    tot->cpu_ns[2] += cpu_end - cpu_written;
     if (rc == CLEW_OK && n_kept > 0) {
         tot->blocks++;
         tot->kept += n_kept;
@@ -1736,12 +1755,15 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
         snprintf(tot->last, sizeof(tot->last), "%s", name);
         uint64_t t_end = now_ns();
         if (end < n_refs || tot->blocks > 1) {
-            logf_(es, CLEW_WAL_LOG_INFO,
-                  "cut: part %zu: %zu traces (%llu spans, %zu head bytes) into block %s in %.2f s "
-                  "(copy %.2f s, write %.2f s, read back and swap %.2f s)",
-                  tot->blocks, n_kept, (unsigned long long)n_spans, bytes, name,
-                  (double)(t_end - t_start) / 1e9, (double)(t_copied - t_start) / 1e9,
-                  (double)(t_written - t_copied) / 1e9, (double)(t_end - t_written) / 1e9);
+            logf_(
+                es, CLEW_WAL_LOG_INFO,
+                "cut: part %zu: %zu traces (%llu spans, %zu head bytes) into block %s in %.2f s "
+                "(copy %.2f s, write %.2f s, read back and swap %.2f s; CPU %.2f + %.2f + %.2f s)",
+                tot->blocks, n_kept, (unsigned long long)n_spans, bytes, name,
+                (double)(t_end - t_start) / 1e9, (double)(t_copied - t_start) / 1e9,
+                (double)(t_written - t_copied) / 1e9, (double)(t_end - t_written) / 1e9,
+                (double)(cpu_copied - cpu_start) / 1e9, (double)(cpu_written - cpu_copied) / 1e9,
+                (double)(cpu_end - cpu_written) / 1e9);
         }
     }
     if (rc == CLEW_OK) {
@@ -1826,9 +1848,12 @@ static clew_status cut_locked(embedded_store *es, size_t *out_traces)
         logf_(es, CLEW_WAL_LOG_INFO,
               "cut: %zu traces (%llu spans) into %s, %zu dropped traces discarded, %zu "
               "kept in the head (%zu pending, %zu still growing), %zu WAL segments released, "
-              "in %.2f s",
+              "in %.2f s (CPU of the chunks: copy %.2f s, block write %.2f s, read-back and swap "
+              "%.2f s)",
               tot.kept, (unsigned long long)tot.spans, blocks, tot.dropped, tot.pending + tot.busy,
-              tot.pending, tot.busy, released, (double)(now_ns() - t0) / 1e9);
+              tot.pending, tot.busy, released, (double)(now_ns() - t0) / 1e9,
+              (double)tot.cpu_ns[0] / 1e9, (double)tot.cpu_ns[1] / 1e9,
+              (double)tot.cpu_ns[2] / 1e9);
     } else if (rc != CLEW_OK && tot.blocks > 0) {
         logf_(es, CLEW_WAL_LOG_ERROR,
               "cut: stopped after %zu blocks (%zu traces, %llu spans): %s; the rest stays in "
