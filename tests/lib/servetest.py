@@ -1,5 +1,6 @@
 # tests/lib/servetest.py - shared plumbing of the python-driven tests of a real `clew serve`
-# (tests/integration/test_crash_sampling.sh, test_tail_sampling.sh; not a test itself).
+# (tests/integration/test_crash_embedded.sh, test_crash_sampling.sh, test_tail_sampling.sh;
+# not a test itself).
 #
 #   Server(clew, work, args)    start()/kill()/term(); start() retries while the killed process's
 #                               ports are still held, and fails the test if it never gets ready
@@ -7,7 +8,7 @@
 #                               (pid, n); `error` sets status ERROR on the last span
 #   canon_batch(body)           a sorted, comparable form of the spans of an OTLP/JSON document
 #   Fetcher(port).trace(tid)    GET /api/v3/traces/{tid} on one keep-alive connection: the canon
-#                               form, or "HTTP 404" etc.
+#                               form, or "HTTP 404" etc., or "no answer" (two tries failed)
 #   Fetcher(port).metric(name)  one /metrics series as a float (None when absent)
 #   send(port, body)            POST /v1/traces; True when answered 200 (= acknowledged)
 import http.client
@@ -79,9 +80,9 @@ class Server:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
-    def term(self):
+    def term(self, timeout=60):
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
+        return self.proc.wait(timeout=timeout)
 
 
 def make_trace(n, error):
@@ -177,17 +178,20 @@ class Fetcher:
                 if self.conn is not None:
                     self.conn.close()
                 self.conn = None
-                if attempt == 1:
-                    raise
+        return None, b""  # no answer twice
 
     def trace(self, tid):
         status, body = self.get("/api/v3/traces/%s" % tid)
+        if status is None:
+            return "no answer"
         if status != 200:
             return "HTTP %d" % status
         return canon_batch(json.loads(body)["result"])
 
     def metric(self, name):
         status, body = self.get("/metrics")
+        if status != 200:
+            return None
         for line in body.decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[-1])
