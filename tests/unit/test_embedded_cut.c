@@ -411,6 +411,34 @@ static void test_quarantine(void **state)
     remove_dir(dir);
 }
 
+/* The indexes (every section) are read and checked when the store opens a block, so a damaged
+ * section is quarantined at the restart rather than found by the first query after it. */
+static void test_damaged_section_quarantined_at_open(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof(dir));
+    clew_store *s = open_store(dir, NULL, NULL);
+    uint64_t t0 = now_wall();
+    assert_int_equal(put(s, tid(6, 1), "svc", 1, 4, t0), CLEW_OK);
+    assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    assert_int_equal(put(s, tid(6, 2), "svc", 1, 4, t0), CLEW_OK);
+    assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK);
+    clew__store_destroy(s);
+    /* the sections sit between the pages and the 440-byte footer */
+    char p1[128];
+    snprintf(p1, sizeof(p1), "%s/blocks/b0000000001.block", dir);
+    long sz = (long)file_size_of(p1);
+    corrupt(p1, sz - 440 - 64, sz - 440 - 8);
+    clew_embedded_replay_stats rs;
+    s = open_store(dir, NULL, &rs);
+    assert_int_equal(rs.blocks, 1);
+    assert_int_equal(count_files(dir, "quarantine", ".block"), 1);
+    assert_int_equal(count_spans(s, tid(6, 2)), 4); /* the other block is served */
+    clew__store_destroy(s);
+    remove_dir(dir);
+}
+
 /* Three small blocks holding one trace in three parts (and a duplicate) become one block;
  * `point` (may be NULL) crashes the compaction there, then power is cut and the store
  * reopened. Either way every span is there exactly once. */
@@ -900,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_retention_removes_old_blocks),
         cmocka_unit_test(test_max_disk_removes_oldest_first),
         cmocka_unit_test(test_quarantine),
+        cmocka_unit_test(test_damaged_section_quarantined_at_open),
         cmocka_unit_test(test_memory_store_list_and_remove),
         cmocka_unit_test(test_background_cuts_during_ingest),
         cmocka_unit_test(test_compaction),

@@ -115,6 +115,12 @@ CLEW_NODISCARD clew_status clew__block_operations(clew_block *b, clew_str servic
 CLEW_NODISCARD clew_status clew__block_unindexed_keys(clew_block *b, clew_name_list **out,
                                                       clew_error *err);
 
+/* Reads, checks and keeps in memory every section (the indexes: everything but the pages),
+ * which queries otherwise load on first use. The embedded store calls it when it opens a
+ * block, so that the first query after a restart does not pay for reading them from disk.
+ * CLEW_ECORRUPT like the lazy load. */
+CLEW_NODISCARD clew_status clew__block_load_indexes(clew_block *b, clew_error *err);
+
 /* Reads and checks everything: every section CRC and structure, every page CRC, and decodes
  * every trace. For `clew store verify`. */
 CLEW_NODISCARD clew_status clew__block_verify(clew_block *b, clew_error *err);

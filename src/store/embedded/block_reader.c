@@ -1946,6 +1946,15 @@ static clew_status verify_impl(clew_block *b, bool decode_all, clew_error *err)
     return rc;
 }
 
+clew_status clew__block_load_indexes(clew_block *b, clew_error *err)
+{
+    static const int all[] = {BLK_SEC_PAGE_TABLE, BLK_SEC_TRACE_INDEX, BLK_SEC_BLOOM,
+                              BLK_SEC_SUMMARIES,  BLK_SEC_STRINGS,     BLK_SEC_SERVICES,
+                              BLK_SEC_OPERATIONS, BLK_SEC_KEYS,        BLK_SEC_RESOURCES,
+                              BLK_SEC_TERMS,      BLK_SEC_POSTINGS,    BLK_SEC_VALUES};
+    return load_many(b, all, sizeof(all) / sizeof(all[0]), err);
+}
+
 clew_status clew__block_verify(clew_block *b, clew_error *err)
 {
     return verify_impl(b, true, err);

@@ -1078,6 +1078,14 @@ static clew_status open_block(embedded_store *es, const char *name, uint64_t seq
     clew_error err;
     memset(&err, 0, sizeof(err));
     clew_status rc = clew__block_open(es->io, path, &k->b, &err);
+    if (rc == CLEW_OK) {
+        /* the indexes now, not on the first query after the restart (see block.h) */
+        rc = clew__block_load_indexes(k->b, &err);
+        if (rc != CLEW_OK) {
+            clew__block_close(k->b);
+            k->b = NULL;
+        }
+    }
     if (rc == CLEW_ECORRUPT) {
         clew__free(k);
         quarantine(es, name, err.msg);
