@@ -1388,6 +1388,8 @@ static bool zero_span_id(const clew_span_id *id)
     return memcmp(id->bytes, zero, 8) == 0;
 }
 
+/* A 64-bit key and a position: span start times and span ids (order_spans), term hashes
+ * and term numbers (build_postings). */
 typedef struct span_key {
     uint64_t k;
     uint32_t pos;
@@ -2048,35 +2050,21 @@ static clew_status write_section(writer *w, unsigned sec, const clew_buf *raw)
     return CLEW_OK;
 }
 
-typedef struct hash_term {
-    uint64_t hash;
-    uint32_t t;
-} hash_term;
-
-static int hash_term_cmp(const void *a, const void *b)
-{
-    const hash_term *x = a, *y = b;
-    if (x->hash != y->hash) {
-        return x->hash < y->hash ? -1 : 1;
-    }
-    return x->t < y->t ? -1 : x->t > y->t;
-}
-
 /* Sorts by hash with an LSD radix sort (8 bits a pass, passes where every element has the
  * same byte skipped); `tmp` holds n elements. Small arrays go to qsort. */
-static void sort_hash_terms(hash_term *a, hash_term *tmp, size_t n)
+static void sort_span_keys(span_key *a, span_key *tmp, size_t n)
 {
     if (n < 256) {
-        qsort(a, n, sizeof(*a), hash_term_cmp);
+        qsort(a, n, sizeof(*a), span_key_cmp);
         return;
     }
     size_t count[256];
     for (unsigned shift = 0; shift < 64; shift += 8) {
         memset(count, 0, sizeof(count));
         for (size_t i = 0; i < n; i++) {
-            count[(a[i].hash >> shift) & 0xff]++;
+            count[(a[i].k >> shift) & 0xff]++;
         }
-        if (count[(a[0].hash >> shift) & 0xff] == n) {
+        if (count[(a[0].k >> shift) & 0xff] == n) {
             continue;
         }
         size_t at = 0;
@@ -2086,7 +2074,7 @@ static void sort_hash_terms(hash_term *a, hash_term *tmp, size_t n)
             at += c;
         }
         for (size_t i = 0; i < n; i++) {
-            tmp[count[(a[i].hash >> shift) & 0xff]++] = a[i];
+            tmp[count[(a[i].k >> shift) & 0xff]++] = a[i];
         }
         memcpy(a, tmp, n * sizeof(*a));
     }
@@ -2098,8 +2086,8 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
 {
     /* keys with too many distinct values were flagged UNINDEXED by term_get */
     size_t nt = w->n_tt ? w->n_tt : 1;
-    hash_term *kept = clew__calloc(nt, sizeof(*kept));
-    hash_term *tmp = clew__calloc(nt, sizeof(*tmp));
+    span_key *kept = clew__calloc(nt, sizeof(*kept));
+    span_key *tmp = clew__calloc(nt, sizeof(*tmp));
     size_t *at = clew__calloc(nt, sizeof(*at)); /* next free posting slot, SIZE_MAX = dropped */
     size_t n_kept = 0, n_post = 0;
     clew_status rc = kept == NULL || tmp == NULL || at == NULL ? CLEW_ENOMEM : CLEW_OK;
@@ -2109,15 +2097,15 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
             at[t] = SIZE_MAX;
             continue;
         }
-        kept[n_kept].hash = w->tt_hash[t];
-        kept[n_kept].t = t;
+        kept[n_kept].k = w->tt_hash[t];
+        kept[n_kept].pos = t;
         n_kept++;
     }
     if (rc == CLEW_OK) {
-        sort_hash_terms(kept, tmp, n_kept);
+        sort_span_keys(kept, tmp, n_kept);
         for (size_t i = 0; i < n_kept; i++) {
-            at[kept[i].t] = n_post;
-            n_post += w->tt_cnt[kept[i].t];
+            at[kept[i].pos] = n_post;
+            n_post += w->tt_cnt[kept[i].pos];
         }
     }
     clew__free(tmp);
@@ -2149,7 +2137,7 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
     }
     size_t p = 0;
     for (size_t i = 0; rc == CLEW_OK && i < n_kept; i++) {
-        uint32_t n_ords = w->tt_cnt[kept[i].t], count = 0, prev = 0;
+        uint32_t n_ords = w->tt_cnt[kept[i].pos], count = 0, prev = 0;
         rc = clew__blk_put_fixed32(&offs, (uint32_t)post->len);
         for (uint32_t c = 0; rc == CLEW_OK && c < n_ords; c++, p++) {
             if (count > 0 && plist[p] == prev) {
@@ -2160,7 +2148,7 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
             count++;
         }
         if (rc == CLEW_OK) {
-            rc = clew__blk_put_fixed64(&hashes, kept[i].hash);
+            rc = clew__blk_put_fixed64(&hashes, kept[i].k);
         }
         if (rc == CLEW_OK) {
             rc = clew__blk_put_fixed32(&counts, count);
