@@ -693,8 +693,10 @@ static void handle_trace(clew_store *store, clew_str seg, clew_api_response *res
     resp->status = 200;
 }
 
-/* Encodes the spans of several traces as one OTLP TracesData. */
-static clew_status encode_traces_v3(clew_trace_result **traces, size_t n, clew_buf *b)
+/* Encodes the spans of several traces as one OTLP TracesData in {"result": ...}, followed by
+ * the search's warnings. */
+static clew_status encode_traces_v3(clew_trace_result **traces, size_t n,
+                                    const clew_search_result *sr, clew_buf *b)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -719,6 +721,9 @@ static clew_status encode_traces_v3(clew_trace_result **traces, size_t n, clew_b
     }
     if (rc == CLEW_OK) {
         rc = clew__otlp_json_encode(&batch, b);
+    }
+    if (rc == CLEW_OK) {
+        rc = put_warnings(b, sr);
     }
     if (rc == CLEW_OK) {
         rc = clew__buf_putc(b, '}');
@@ -761,15 +766,7 @@ static void handle_search_v3(clew_store *store, const clew_api_request *req,
         respond_errorf(resp, FLAVOR_V3, 404, "no traces found");
     } else if (rc == CLEW_OK) {
         clew__buf_reset(&resp->body);
-        rc = encode_traces_v3(traces, n, &resp->body);
-        if (rc == CLEW_OK && sr->n_warnings > 0) {
-            /* {"result":{...}} -> {"result":{...},"warnings":[...]} */
-            resp->body.len--;
-            rc = put_warnings(&resp->body, sr);
-            if (rc == CLEW_OK) {
-                rc = clew__buf_putc(&resp->body, '}');
-            }
-        }
+        rc = encode_traces_v3(traces, n, sr, &resp->body);
         resp->status = 200;
     }
     for (size_t i = 0; i < n; i++) {

@@ -8,7 +8,6 @@
  */
 #include "sampling/tail_store.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/try.h"
 
 #define RETRY_NS     (1000000000ull)      /* a failed decision is applied again this much later */
 #define MAX_SLEEP_NS (1000000000ull)      /* the thread wakes at least this often */
@@ -448,113 +448,114 @@ clew_status clew__tail_store_create(const clew_tail_store_options *opt, clew_sto
 
 /* ---- /metrics ---- */
 
-#define P(...)                                                                                     \
-    do {                                                                                           \
-        clew_status rc_ = clew__buf_printf(out, __VA_ARGS__);                                      \
-        if (rc_ != CLEW_OK) {                                                                      \
-            return rc_;                                                                            \
-        }                                                                                          \
-    } while (0)
-
 static const char *const OUTCOMES[CLEW_TAIL_OUTCOMES] = {"not_sampled", "sampled", "dropped"};
 
 /* A policy name as a Prometheus label value: backslash, quote and newline escaped. */
 static clew_status put_label(clew_buf *out, const char *v)
 {
     for (const char *p = v; *p; p++) {
-        if (*p == '\\' || *p == '"') {
-            P("\\%c", *p);
-        } else if (*p == '\n') {
-            P("\\n");
-        } else {
-            P("%c", *p);
-        }
+        char esc[3] = {'\\', *p == '\n' ? 'n' : *p, '\0'};
+        bool quote = *p == '\\' || *p == '"' || *p == '\n';
+        CLEW_TRY(clew__buf_append(out, quote ? esc : p, quote ? 2 : 1));
     }
     return CLEW_OK;
+}
+
+/* What /metrics prints, copied under the lock (the per-policy arrays live in the engine). */
+typedef struct tail_snapshot {
+    clew_tail_metrics m;
+    uint64_t *sampled, *dropped; /* n_policies + 1 each: the engine's policy_sampled/dropped */
+    uint64_t applied, failures;
+    size_t queued;
+} tail_snapshot;
+
+static clew_status render(const tail_store *ts, const tail_snapshot *t, clew_buf *out)
+{
+    const clew_tail_metrics *m = &t->m;
+    size_t np = ts->cfg->n_policies;
+    CLEW_TRY(clew__buf_puts(out, "# HELP clew_tail_traces_decided_total Traces decided by tail "
+                                 "sampling, by outcome.\n"
+                                 "# TYPE clew_tail_traces_decided_total counter\n"));
+    for (int o = 0; o < CLEW_TAIL_OUTCOMES; o++) {
+        CLEW_TRY(clew__buf_printf(out, "clew_tail_traces_decided_total{outcome=\"%s\"} %llu\n",
+                                  OUTCOMES[o], (unsigned long long)m->traces_decided[o]));
+    }
+    CLEW_TRY(clew__buf_puts(out, "# HELP clew_tail_spans_decided_total Spans of decided traces "
+                                 "(seen while pending), by outcome.\n"
+                                 "# TYPE clew_tail_spans_decided_total counter\n"));
+    for (int o = 0; o < CLEW_TAIL_OUTCOMES; o++) {
+        CLEW_TRY(clew__buf_printf(out, "clew_tail_spans_decided_total{outcome=\"%s\"} %llu\n",
+                                  OUTCOMES[o], (unsigned long long)m->spans_decided[o]));
+    }
+    CLEW_TRY(clew__buf_puts(out, "# HELP clew_tail_policy_traces_total Traces per top-level policy "
+                                 "and outcome (policy=\"\" when no policy matched).\n"
+                                 "# TYPE clew_tail_policy_traces_total counter\n"));
+    for (size_t i = 0; i <= np; i++) {
+        for (int o = 0; o < 2; o++) {
+            CLEW_TRY(clew__buf_puts(out, "clew_tail_policy_traces_total{policy=\""));
+            CLEW_TRY(put_label(out, i < np ? ts->cfg->policies[i].name : ""));
+            CLEW_TRY(clew__buf_printf(out, "\",outcome=\"%s\"} %llu\n",
+                                      o == 0 ? "sampled" : "dropped",
+                                      (unsigned long long)(o == 0 ? t->sampled : t->dropped)[i]));
+        }
+    }
+    CLEW_TRY(clew__buf_printf(
+        out,
+        "# HELP clew_tail_late_spans_total Spans that arrived after their trace was decided.\n"
+        "# TYPE clew_tail_late_spans_total counter\n"
+        "clew_tail_late_spans_total{outcome=\"sampled\"} %llu\n"
+        "clew_tail_late_spans_total{outcome=\"dropped\"} %llu\n"
+        "# HELP clew_tail_forced_decisions_total Traces decided early because num_traces or the "
+        "sampler's memory was full.\n# TYPE clew_tail_forced_decisions_total counter\n"
+        "clew_tail_forced_decisions_total %llu\n"
+        "# HELP clew_tail_spans_not_summarised_total Spans past max_spans_per_trace (counted, "
+        "attributes not summarised).\n# TYPE clew_tail_spans_not_summarised_total counter\n"
+        "clew_tail_spans_not_summarised_total %llu\n",
+        (unsigned long long)m->late_spans_kept, (unsigned long long)m->late_spans_dropped,
+        (unsigned long long)m->forced_decisions, (unsigned long long)m->spans_not_summarised));
+    CLEW_TRY(clew__buf_printf(
+        out,
+        "# HELP clew_tail_pending_traces Traces waiting for a decision.\n"
+        "# TYPE clew_tail_pending_traces gauge\nclew_tail_pending_traces %llu\n"
+        "# HELP clew_tail_pending_spans Spans of traces waiting for a decision.\n"
+        "# TYPE clew_tail_pending_spans gauge\nclew_tail_pending_spans %llu\n"
+        "# HELP clew_tail_pending_bytes Memory the sampler holds for pending traces.\n"
+        "# TYPE clew_tail_pending_bytes gauge\nclew_tail_pending_bytes %llu\n",
+        (unsigned long long)m->pending_traces, (unsigned long long)m->pending_spans,
+        (unsigned long long)m->pending_bytes));
+    return clew__buf_printf(
+        out,
+        "# HELP clew_tail_decisions_applied_total Decisions written to the store.\n"
+        "# TYPE clew_tail_decisions_applied_total counter\nclew_tail_decisions_applied_total "
+        "%llu\n"
+        "# HELP clew_tail_decision_failures_total Decisions the store refused (retried).\n"
+        "# TYPE clew_tail_decision_failures_total counter\nclew_tail_decision_failures_total "
+        "%llu\n"
+        "# HELP clew_tail_decisions_queued Decisions made, not yet written to the store.\n"
+        "# TYPE clew_tail_decisions_queued gauge\nclew_tail_decisions_queued %zu\n",
+        (unsigned long long)t->applied, (unsigned long long)t->failures, t->queued);
 }
 
 clew_status clew__tail_store_render_metrics(clew_store *s, clew_buf *out)
 {
     tail_store *ts = (tail_store *)s;
-    clew_tail_metrics m;
-    pthread_mutex_lock(&ts->mu);
-    clew__tail_metrics(ts->eng, &m);
-    /* the per-policy arrays live in the engine: copy what we print while locked */
     size_t np = ts->cfg->n_policies;
+    tail_snapshot t;
     uint64_t *pol = clew__calloc(2 * (np + 1), sizeof(*pol));
-    if (pol != NULL) {
-        memcpy(pol, m.policy_sampled, (np + 1) * sizeof(*pol));
-        memcpy(pol + np + 1, m.policy_dropped, (np + 1) * sizeof(*pol));
-    }
-    uint64_t applied = ts->applied, failures = ts->apply_failures;
-    size_t queued_n = ts->q.n;
-    pthread_mutex_unlock(&ts->mu);
     if (pol == NULL) {
         return CLEW_ENOMEM;
     }
-    clew_status rc = CLEW_OK;
-#define Q(...)                                                                                     \
-    do {                                                                                           \
-        if (rc == CLEW_OK) {                                                                       \
-            rc = clew__buf_printf(out, __VA_ARGS__);                                               \
-        }                                                                                          \
-    } while (0)
-    Q("# HELP clew_tail_traces_decided_total Traces decided by tail sampling, by outcome.\n"
-      "# TYPE clew_tail_traces_decided_total counter\n");
-    for (int o = 0; o < CLEW_TAIL_OUTCOMES; o++) {
-        Q("clew_tail_traces_decided_total{outcome=\"%s\"} %llu\n", OUTCOMES[o],
-          (unsigned long long)m.traces_decided[o]);
-    }
-    Q("# HELP clew_tail_spans_decided_total Spans of decided traces (seen while pending), by "
-      "outcome.\n# TYPE clew_tail_spans_decided_total counter\n");
-    for (int o = 0; o < CLEW_TAIL_OUTCOMES; o++) {
-        Q("clew_tail_spans_decided_total{outcome=\"%s\"} %llu\n", OUTCOMES[o],
-          (unsigned long long)m.spans_decided[o]);
-    }
-    Q("# HELP clew_tail_policy_traces_total Traces per top-level policy and outcome (policy=\"\" "
-      "when no policy matched).\n# TYPE clew_tail_policy_traces_total counter\n");
-    for (size_t i = 0; i <= np && rc == CLEW_OK; i++) {
-        const char *name = i < np ? ts->cfg->policies[i].name : "";
-        for (int o = 0; o < 2 && rc == CLEW_OK; o++) {
-            Q("clew_tail_policy_traces_total{policy=\"");
-            if (rc == CLEW_OK) {
-                rc = put_label(out, name);
-            }
-            Q("\",outcome=\"%s\"} %llu\n", o == 0 ? "sampled" : "dropped",
-              (unsigned long long)pol[o * (np + 1) + i]);
-        }
-    }
-    Q("# HELP clew_tail_late_spans_total Spans that arrived after their trace was decided.\n"
-      "# TYPE clew_tail_late_spans_total counter\n"
-      "clew_tail_late_spans_total{outcome=\"sampled\"} %llu\n"
-      "clew_tail_late_spans_total{outcome=\"dropped\"} %llu\n",
-      (unsigned long long)m.late_spans_kept, (unsigned long long)m.late_spans_dropped);
-    Q("# HELP clew_tail_forced_decisions_total Traces decided early because num_traces or the "
-      "sampler's memory was full.\n# TYPE clew_tail_forced_decisions_total counter\n"
-      "clew_tail_forced_decisions_total %llu\n",
-      (unsigned long long)m.forced_decisions);
-    Q("# HELP clew_tail_spans_not_summarised_total Spans past max_spans_per_trace (counted, "
-      "attributes not summarised).\n# TYPE clew_tail_spans_not_summarised_total counter\n"
-      "clew_tail_spans_not_summarised_total %llu\n",
-      (unsigned long long)m.spans_not_summarised);
-    Q("# HELP clew_tail_pending_traces Traces waiting for a decision.\n"
-      "# TYPE clew_tail_pending_traces gauge\nclew_tail_pending_traces %llu\n"
-      "# HELP clew_tail_pending_spans Spans of traces waiting for a decision.\n"
-      "# TYPE clew_tail_pending_spans gauge\nclew_tail_pending_spans %llu\n"
-      "# HELP clew_tail_pending_bytes Memory the sampler holds for pending traces.\n"
-      "# TYPE clew_tail_pending_bytes gauge\nclew_tail_pending_bytes %llu\n",
-      (unsigned long long)m.pending_traces, (unsigned long long)m.pending_spans,
-      (unsigned long long)m.pending_bytes);
-    Q("# HELP clew_tail_decisions_applied_total Decisions written to the store.\n"
-      "# TYPE clew_tail_decisions_applied_total counter\nclew_tail_decisions_applied_total "
-      "%llu\n"
-      "# HELP clew_tail_decision_failures_total Decisions the store refused (retried).\n"
-      "# TYPE clew_tail_decision_failures_total counter\nclew_tail_decision_failures_total "
-      "%llu\n"
-      "# HELP clew_tail_decisions_queued Decisions made, not yet written to the store.\n"
-      "# TYPE clew_tail_decisions_queued gauge\nclew_tail_decisions_queued %zu\n",
-      (unsigned long long)applied, (unsigned long long)failures, queued_n);
-#undef Q
+    pthread_mutex_lock(&ts->mu);
+    clew__tail_metrics(ts->eng, &t.m);
+    memcpy(pol, t.m.policy_sampled, (np + 1) * sizeof(*pol));
+    memcpy(pol + np + 1, t.m.policy_dropped, (np + 1) * sizeof(*pol));
+    t.applied = ts->applied;
+    t.failures = ts->apply_failures;
+    t.queued = ts->q.n;
+    pthread_mutex_unlock(&ts->mu);
+    t.sampled = pol;
+    t.dropped = pol + np + 1;
+    clew_status rc = render(ts, &t, out);
     clew__free(pol);
     return rc;
 }
