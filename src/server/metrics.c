@@ -276,6 +276,7 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
     P("clew_budget_bytes{budget=\"ingest\"} %llu\n", (unsigned long long)m->budgets.ingest);
     P("clew_budget_bytes{budget=\"store\"} %llu\n", (unsigned long long)m->budgets.store);
     P("clew_budget_bytes{budget=\"query\"} %llu\n", (unsigned long long)m->budgets.query);
+    P("clew_budget_bytes{budget=\"sampler\"} %llu\n", (unsigned long long)m->budgets.sampler);
     HEAD("clew_budget_used_bytes", "gauge",
          "Memory in use per budget (query results are not tracked yet and read 0).");
     P("clew_budget_used_bytes{budget=\"ingest\"} %llu\n",

@@ -1,10 +1,11 @@
 /*
  * src/store/store.h - the backend-neutral storage interface.
  *
- * Two implementations plug in behind it: the memory store (store/memory/, lossy,
- * bounded by --max-traces) and, in later issues, the durable embedded engine
- * (store/embedded/) and ClickHouse (store/clickhouse/). The server, the query
- * layer and the tail sampler only ever see this header.
+ * Implementations behind it: the durable embedded engine (store/embedded/, the
+ * default), the memory store (store/memory/, lossy, bounded by --max-traces; also the
+ * embedded engine's head) and, wrapping either, the tail sampler's store
+ * (sampling/tail_store.h); ClickHouse is a later issue. The server and the query
+ * layer only ever see this header.
  *
  * Thread-safety: every operation may be called from any thread concurrently; each
  * implementation does its own locking.
