@@ -387,13 +387,10 @@ int main(int argc, char **argv)
         k += senders[i].n_lat;
     }
     qsort(lat, n_lat, sizeof(*lat), cmp_u64);
-    double secs = (double)elapsed / 1e9;
-    uint64_t acked_spans = acked * o.batch;
-    printf("sent: %" PRIu64 " calls (%" PRIu64 " spans) over %u connections in %.3f s\n", sent,
-           sent * o.batch, started, secs);
-    printf("acknowledged: %" PRIu64 " calls (%" PRIu64 " spans) answered grpc-status 0; %" PRIu64
-           " not (%" PRIu64 " connection errors)\n",
-           acked, acked_spans, failed, conn_errors);
+    load_report rep = {
+        "calls", "answered grpc-status 0", sent, acked, failed,   conn_errors, started,
+        o.batch, (double)elapsed / 1e9,    lat,  n_lat, have_cpu, cpu1 - cpu0};
+    report_counts(&rep);
     for (unsigned i = 0; i < started; i++) {
         if (senders[i].first_bad_status != 0) {
             printf("first failed call: grpc-status %d %s\n", senders[i].first_bad_status,
@@ -401,15 +398,8 @@ int main(int argc, char **argv)
             break;
         }
     }
-    printf("throughput: %.0f spans/s, %.1f calls/s (acknowledged)\n",
-           secs > 0 ? (double)acked_spans / secs : 0, secs > 0 ? (double)acked / secs : 0);
-    printf("latency per call: p50 %.3f ms, p99 %.3f ms\n", percentile_ms(lat, n_lat, 0.50),
-           percentile_ms(lat, n_lat, 0.99));
-    if (have_cpu) {
-        double cpu = cpu1 - cpu0;
-        double per_m = acked_spans ? cpu / ((double)acked_spans / 1e6) : 0;
-        printf("server CPU: %.2f s = %.3f CPU-seconds per million spans\n", cpu, per_m);
-    }
+    report_rates(&rep);
+    report_server_cpu(&rep);
     clew__free(lat);
     rc = (failed == 0 && acked == sent && sent > 0) ? 0 : 1;
 done:

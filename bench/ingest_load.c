@@ -942,6 +942,54 @@ static double percentile_ms(const uint64_t *sorted, size_t n, double q)
     return (double)sorted[i] / 1e6;
 }
 
+/* The figures both load generators (this one and grpc_load.c) print at the end. */
+typedef struct load_report {
+    const char *unit;      /* "requests" or "calls" */
+    const char *ok_answer; /* what counted as acknowledged, e.g. "answered 200" */
+    uint64_t sent, acked, failed, conn_errors;
+    unsigned connections, batch;
+    double secs;
+    const uint64_t *lat; /* request latencies, sorted ascending */
+    size_t n_lat;
+    bool have_server_cpu;
+    double server_cpu; /* seconds, from --server-pid */
+} load_report;
+
+/* "sent:" and "acknowledged:" (bench/store_bench.sh reads the latter). */
+static void report_counts(const load_report *r)
+{
+    printf("sent: %" PRIu64 " %s (%" PRIu64 " spans) over %u connections in %.3f s\n", r->sent,
+           r->unit, r->sent * r->batch, r->connections, r->secs);
+    printf("acknowledged: %" PRIu64 " %s (%" PRIu64 " spans) %s; %" PRIu64 " not (%" PRIu64
+           " connection errors)\n",
+           r->acked, r->unit, r->acked * r->batch, r->ok_answer, r->failed, r->conn_errors);
+}
+
+/* Throughput, latency and the server's CPU per span. */
+static void report_rates(const load_report *r)
+{
+    uint64_t acked_spans = r->acked * r->batch;
+    printf("throughput: %.0f spans/s, %.1f %s/s (acknowledged)\n",
+           r->secs > 0 ? (double)acked_spans / r->secs : 0,
+           r->secs > 0 ? (double)r->acked / r->secs : 0, r->unit);
+    printf("latency per %s: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+           strcmp(r->unit, "calls") == 0 ? "call" : "request",
+           percentile_ms(r->lat, r->n_lat, 0.50), percentile_ms(r->lat, r->n_lat, 0.99),
+           r->n_lat ? (double)r->lat[r->n_lat - 1] / 1e6 : 0.0);
+}
+
+static void report_server_cpu(const load_report *r)
+{
+    if (!r->have_server_cpu) {
+        return;
+    }
+    uint64_t acked_spans = r->acked * r->batch;
+    double cpu = r->server_cpu;
+    double per_m = acked_spans ? cpu / ((double)acked_spans / 1e6) : 0;
+    printf("server CPU: %.2f s = %.3f CPU-seconds per million spans = %.0f spans per CPU-second\n",
+           cpu, per_m, cpu > 0 ? (double)acked_spans / cpu : 0);
+}
+
 static int parse_args(options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
@@ -1132,13 +1180,10 @@ int main(int argc, char **argv)
         k += senders[i].n_lat;
     }
     qsort(lat, n_lat, sizeof(*lat), cmp_u64);
-    double secs = (double)elapsed / 1e9;
-    uint64_t acked_spans = acked * o.batch;
-    printf("sent: %" PRIu64 " requests (%" PRIu64 " spans) over %u connections in %.3f s\n", sent,
-           sent * o.batch, started, secs);
-    printf("acknowledged: %" PRIu64 " requests (%" PRIu64 " spans) answered 200; %" PRIu64
-           " not (%" PRIu64 " connection errors)\n",
-           acked, acked_spans, failed, conn_errors);
+    load_report rep = {
+        "requests", "answered 200",        sent, acked, failed,   conn_errors, started,
+        o.batch,    (double)elapsed / 1e9, lat,  n_lat, have_cpu, cpu1 - cpu0};
+    report_counts(&rep);
     uint64_t retried = 0, backoff_ns = 0;
     for (unsigned i = 0; i < started; i++) {
         retried += senders[i].retried;
@@ -1156,23 +1201,13 @@ int main(int argc, char **argv)
             break;
         }
     }
-    printf("throughput: %.0f spans/s, %.1f requests/s (acknowledged)\n",
-           secs > 0 ? (double)acked_spans / secs : 0, secs > 0 ? (double)acked / secs : 0);
-    printf("latency per request: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-           percentile_ms(lat, n_lat, 0.50), percentile_ms(lat, n_lat, 0.99),
-           n_lat ? (double)lat[n_lat - 1] / 1e6 : 0.0);
+    report_rates(&rep);
     double client_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
                         (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                         (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
                         (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     printf("load generator CPU: %.2f s\n", client_cpu);
-    if (have_cpu) {
-        double cpu = cpu1 - cpu0;
-        double per_m = acked_spans ? cpu / ((double)acked_spans / 1e6) : 0;
-        printf("server CPU: %.2f s = %.3f CPU-seconds per million spans = %.0f spans per "
-               "CPU-second\n",
-               cpu, per_m, cpu > 0 ? (double)acked_spans / cpu : 0);
-    }
+    report_server_cpu(&rep);
     unsigned long long hwm = 0;
     if (o.server_pid != 0 && proc_peak_rss_kib(o.server_pid, &hwm)) {
         printf("server peak RSS (VmHWM): %.1f MiB\n", (double)hwm / 1024.0);
