@@ -41,9 +41,7 @@ typedef struct gsender {
     gcall *calls;
     unsigned inflight;
     bool exhausted; /* no more calls to start */
-    uint64_t *lat_ns;
-    size_t n_lat, cap_lat;
-    uint64_t sent, acked, failed, conn_errors;
+    sender_counts c;
     int first_bad_status;
     char first_bad_msg[256];
 } gsender;
@@ -96,24 +94,14 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         return 0;
     }
     if (c->grpc_status == 0 && error_code == NGHTTP2_NO_ERROR) {
-        s->acked++;
+        s->c.acked++;
     } else {
-        s->failed++;
+        s->c.failed++;
         if (s->first_bad_status == 0) {
             s->first_bad_status = c->grpc_status != 0 ? c->grpc_status : 1000 + (int)error_code;
         }
     }
-    if (s->n_lat == s->cap_lat) {
-        size_t cap = s->cap_lat ? s->cap_lat * 2 : 4096;
-        uint64_t *p = clew__realloc(s->lat_ns, cap * sizeof(*p));
-        if (p != NULL) {
-            s->lat_ns = p;
-            s->cap_lat = cap;
-        }
-    }
-    if (s->n_lat < s->cap_lat) {
-        s->lat_ns[s->n_lat++] = clew__now_mono_ns() - c->t0_ns;
-    }
+    (void)counts_add_latency(&s->c, clew__now_mono_ns() - c->t0_ns); /* out of memory: uncounted */
     c->busy = false;
     s->inflight--;
     return 0;
@@ -174,13 +162,13 @@ static bool start_call(gsender *s)
     dp.read_callback = call_read;
     int32_t id = nghttp2_submit_request(s->session, NULL, hdrs, 6, &dp, c);
     if (id < 0) {
-        s->failed++;
-        s->sent++;
+        s->c.failed++;
+        s->c.sent++;
         return false;
     }
     c->busy = true;
     s->inflight++;
-    s->sent++;
+    s->c.sent++;
     return true;
 }
 
@@ -211,20 +199,20 @@ static void *gsender_main(void *arg)
     s->calls = clew__calloc(s->streams, sizeof(*s->calls));
     s->fd = conn_open(o);
     if (rbuf == NULL || s->calls == NULL || s->fd < 0 || nghttp2_session_callbacks_new(&cbs) != 0) {
-        s->conn_errors++;
+        s->c.conn_errors++;
         goto out;
     }
     for (unsigned i = 0; i < s->streams; i++) {
         s->calls[i].body = clew__malloc(s->sh->max_body + 5);
         if (s->calls[i].body == NULL) {
-            s->conn_errors++;
+            s->c.conn_errors++;
             goto out;
         }
     }
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     if (nghttp2_session_client_new(&s->session, cbs, s) != 0) {
-        s->conn_errors++;
+        s->c.conn_errors++;
         goto out;
     }
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
@@ -236,7 +224,7 @@ static void *gsender_main(void *arg)
             break;
         }
         if (!flush_out(s)) {
-            s->conn_errors++;
+            s->c.conn_errors++;
             break;
         }
         ssize_t r = read(s->fd, rbuf, 65536);
@@ -244,12 +232,12 @@ static void *gsender_main(void *arg)
             continue;
         }
         if (r <= 0 || nghttp2_session_mem_recv(s->session, rbuf, (size_t)r) < 0) {
-            s->conn_errors++;
+            s->c.conn_errors++;
             break;
         }
     }
     /* whatever is still in flight on a broken connection failed */
-    s->failed += s->inflight;
+    s->c.failed += s->inflight;
 out:
     if (s->session != NULL) {
         nghttp2_session_del(s->session);
@@ -366,30 +354,20 @@ int main(int argc, char **argv)
     if (have_cpu && !proc_cpu_seconds(o.server_pid, &cpu1)) {
         have_cpu = false;
     }
-    uint64_t sent = 0, acked = 0, failed = 0, conn_errors = 0;
-    size_t n_lat = 0;
+    load_report rep = {.unit = "calls",
+                       .ok_answer = "answered grpc-status 0",
+                       .batch = o.batch,
+                       .secs = (double)elapsed / 1e9,
+                       .have_server_cpu = have_cpu,
+                       .server_cpu = cpu1 - cpu0};
+    const sender_counts *counts[256];
     for (unsigned i = 0; i < started; i++) {
-        sent += senders[i].sent;
-        acked += senders[i].acked;
-        failed += senders[i].failed;
-        conn_errors += senders[i].conn_errors;
-        n_lat += senders[i].n_lat;
+        counts[i] = &senders[i].c;
     }
-    uint64_t *lat = clew__malloc((n_lat ? n_lat : 1) * sizeof(*lat));
-    if (lat == NULL) {
+    uint64_t *lat = NULL;
+    if (!gather_counts(counts, started, &rep, &lat)) {
         goto done;
     }
-    size_t k = 0;
-    for (unsigned i = 0; i < started; i++) {
-        if (senders[i].n_lat > 0) {
-            memcpy(lat + k, senders[i].lat_ns, senders[i].n_lat * sizeof(*lat));
-        }
-        k += senders[i].n_lat;
-    }
-    qsort(lat, n_lat, sizeof(*lat), cmp_u64);
-    load_report rep = {
-        "calls", "answered grpc-status 0", sent, acked, failed,   conn_errors, started,
-        o.batch, (double)elapsed / 1e9,    lat,  n_lat, have_cpu, cpu1 - cpu0};
     report_counts(&rep);
     for (unsigned i = 0; i < started; i++) {
         if (senders[i].first_bad_status != 0) {
@@ -401,10 +379,10 @@ int main(int argc, char **argv)
     report_rates(&rep);
     report_server_cpu(&rep);
     clew__free(lat);
-    rc = (failed == 0 && acked == sent && sent > 0) ? 0 : 1;
+    rc = (rep.failed == 0 && rep.acked == rep.sent && rep.sent > 0) ? 0 : 1;
 done:
     for (unsigned i = 0; i < o.connections; i++) {
-        clew__free(senders[i].lat_ns);
+        clew__free(senders[i].c.lat_ns);
     }
     for (unsigned i = 0; i < built; i++) {
         tmpl_deinit(&tmpls[i]);

@@ -641,12 +641,34 @@ typedef struct shared {
     FILE *log;
 } shared;
 
+/* What each sender thread counts; the sender structs of both load generators (this file and
+ * grpc_load.c) hold one as `c`. */
+typedef struct sender_counts {
+    uint64_t sent, acked, failed, conn_errors;
+    uint64_t *lat_ns; /* one latency per answered request */
+    size_t n_lat, cap_lat;
+} sender_counts;
+
+/* Records one latency; false when out of memory (the latency is then not counted). */
+static bool counts_add_latency(sender_counts *c, uint64_t ns)
+{
+    if (c->n_lat == c->cap_lat) {
+        size_t cap = c->cap_lat ? c->cap_lat * 2 : 4096;
+        uint64_t *p = clew__realloc(c->lat_ns, cap * sizeof(*p));
+        if (p == NULL) {
+            return false;
+        }
+        c->lat_ns = p;
+        c->cap_lat = cap;
+    }
+    c->lat_ns[c->n_lat++] = ns;
+    return true;
+}
+
 typedef struct sender {
     shared *sh;
     pthread_t thread;
-    uint64_t *lat_ns;
-    size_t n_lat, cap_lat;
-    uint64_t sent, acked, failed, conn_errors;
+    sender_counts c;
     uint64_t retried;    /* resends after a 429/503 */
     uint64_t backoff_ns; /* time spent waiting before them */
     int first_bad_status;
@@ -677,7 +699,7 @@ static void *sender_main(void *arg)
     conn *c = clew__calloc(1, sizeof(*c));
     char *body = clew__malloc(sh->max_body);
     if (c == NULL || body == NULL) {
-        s->conn_errors++;
+        s->c.conn_errors++;
         goto out;
     }
     c->fd = -1;
@@ -708,7 +730,7 @@ static void *sender_main(void *arg)
                           "Content-Length: %zu\r\n\r\n",
                           o->path, o->host, o->port, t->len);
         if (hl < 0 || (size_t)hl >= sizeof(header)) {
-            s->failed++;
+            s->c.failed++;
             break;
         }
         unsigned attempt = 0;
@@ -717,10 +739,10 @@ static void *sender_main(void *arg)
             c->fd = conn_open(o);
             c->start = c->end = 0;
             if (c->fd < 0) {
-                s->conn_errors++;
-                s->failed++;
-                s->sent++;
-                if (s->conn_errors > 10) {
+                s->c.conn_errors++;
+                s->c.failed++;
+                s->c.sent++;
+                if (s->c.conn_errors > 10) {
                     break; /* the server is gone; do not spin */
                 }
                 continue;
@@ -731,14 +753,14 @@ static void *sender_main(void *arg)
         int status = 0;
         bool close_after = false;
         char resp[256];
-        s->sent += attempt == 0; /* a resend is the same request */
+        s->c.sent += attempt == 0; /* a resend is the same request */
         if (!write_all(c->fd, iov, 2) ||
             !read_response(c, &status, resp, sizeof(resp), &close_after)) {
-            s->conn_errors++;
-            s->failed++;
+            s->c.conn_errors++;
+            s->c.failed++;
             close(c->fd);
             c->fd = -1;
-            if (s->conn_errors > 10) {
+            if (s->c.conn_errors > 10) {
                 break;
             }
             continue;
@@ -761,24 +783,17 @@ static void *sender_main(void *arg)
             goto again;
         }
         if (status == 200) {
-            s->acked++;
+            s->c.acked++;
         } else {
-            s->failed++;
+            s->c.failed++;
             if (s->first_bad_status == 0) {
                 s->first_bad_status = status;
                 snprintf(s->first_bad_body, sizeof(s->first_bad_body), "%s", resp);
             }
         }
-        if (s->n_lat == s->cap_lat) {
-            size_t cap = s->cap_lat ? s->cap_lat * 2 : 4096;
-            uint64_t *p = clew__realloc(s->lat_ns, cap * sizeof(*p));
-            if (p == NULL) {
-                break;
-            }
-            s->lat_ns = p;
-            s->cap_lat = cap;
+        if (!counts_add_latency(&s->c, lat)) {
+            break;
         }
-        s->lat_ns[s->n_lat++] = lat;
         if (close_after) {
             close(c->fd);
             c->fd = -1;
@@ -990,6 +1005,37 @@ static void report_server_cpu(const load_report *r)
            cpu, per_m, cpu > 0 ? (double)acked_spans / cpu : 0);
 }
 
+/* Sums the senders' counts into r and merges their latencies, sorted, into *lat (freed by the
+ * caller with clew__free). False when out of memory. */
+static bool gather_counts(const sender_counts *const *c, unsigned n, load_report *r, uint64_t **lat)
+{
+    size_t n_lat = 0;
+    for (unsigned i = 0; i < n; i++) {
+        r->sent += c[i]->sent;
+        r->acked += c[i]->acked;
+        r->failed += c[i]->failed;
+        r->conn_errors += c[i]->conn_errors;
+        n_lat += c[i]->n_lat;
+    }
+    uint64_t *all = clew__malloc((n_lat ? n_lat : 1) * sizeof(*all));
+    if (all == NULL) {
+        return false;
+    }
+    size_t k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (c[i]->n_lat > 0) {
+            memcpy(all + k, c[i]->lat_ns, c[i]->n_lat * sizeof(*all));
+        }
+        k += c[i]->n_lat;
+    }
+    qsort(all, n_lat, sizeof(*all), cmp_u64);
+    r->lat = all;
+    r->n_lat = n_lat;
+    r->connections = n;
+    *lat = all;
+    return true;
+}
+
 static int parse_args(options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
@@ -1159,30 +1205,20 @@ int main(int argc, char **argv)
         sh.log = NULL;
     }
 
-    uint64_t sent = 0, acked = 0, failed = 0, conn_errors = 0;
-    size_t n_lat = 0;
+    load_report rep = {.unit = "requests",
+                       .ok_answer = "answered 200",
+                       .batch = o.batch,
+                       .secs = (double)elapsed / 1e9,
+                       .have_server_cpu = have_cpu,
+                       .server_cpu = cpu1 - cpu0};
+    const sender_counts *counts[256];
     for (unsigned i = 0; i < started; i++) {
-        sent += senders[i].sent;
-        acked += senders[i].acked;
-        failed += senders[i].failed;
-        conn_errors += senders[i].conn_errors;
-        n_lat += senders[i].n_lat;
+        counts[i] = &senders[i].c;
     }
-    uint64_t *lat = clew__malloc((n_lat ? n_lat : 1) * sizeof(*lat));
-    if (lat == NULL) {
+    uint64_t *lat = NULL;
+    if (!gather_counts(counts, started, &rep, &lat)) {
         goto done;
     }
-    size_t k = 0;
-    for (unsigned i = 0; i < started; i++) {
-        if (senders[i].n_lat > 0) {
-            memcpy(lat + k, senders[i].lat_ns, senders[i].n_lat * sizeof(*lat));
-        }
-        k += senders[i].n_lat;
-    }
-    qsort(lat, n_lat, sizeof(*lat), cmp_u64);
-    load_report rep = {
-        "requests", "answered 200",        sent, acked, failed,   conn_errors, started,
-        o.batch,    (double)elapsed / 1e9, lat,  n_lat, have_cpu, cpu1 - cpu0};
     report_counts(&rep);
     uint64_t retried = 0, backoff_ns = 0;
     for (unsigned i = 0; i < started; i++) {
@@ -1213,10 +1249,10 @@ int main(int argc, char **argv)
         printf("server peak RSS (VmHWM): %.1f MiB\n", (double)hwm / 1024.0);
     }
     clew__free(lat);
-    rc = (failed == 0 && acked == sent && sent > 0) ? 0 : 1;
+    rc = (rep.failed == 0 && rep.acked == rep.sent && rep.sent > 0) ? 0 : 1;
 done:
     for (unsigned i = 0; i < o.connections; i++) {
-        clew__free(senders[i].lat_ns);
+        clew__free(senders[i].c.lat_ns);
     }
     for (unsigned i = 0; i < built; i++) {
         tmpl_deinit(&tmpls[i]);
