@@ -27,7 +27,7 @@ node_major=$(node -e 'process.stdout.write(process.versions.node.split(".")[0])'
 # ---- npm packages, cached per build dir ----
 cache="$CLEW_BUILD_DIR/interop-node-grpc"
 npm_install_cached "$here" "$cache" "the OpenTelemetry JS gRPC packages"
-cp "$here/send.mjs" "$check" "$cache/"
+cp "$here/send.mjs" "$check" "$CLEW_SOURCE_DIR/tests/interop/lib/expected.mjs" "$cache/"
 
 # ---- the server ----
 serve_init_workdir

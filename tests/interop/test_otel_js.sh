@@ -24,7 +24,7 @@ node_major=$(node -e 'process.stdout.write(process.versions.node.split(".")[0])'
 # ---- npm packages, cached per build dir ----
 cache="$CLEW_BUILD_DIR/interop-node"
 npm_install_cached "$here" "$cache" "the OpenTelemetry JS packages"
-cp "$here/send.mjs" "$here/check.mjs" "$cache/"
+cp "$here/send.mjs" "$here/check.mjs" "$CLEW_SOURCE_DIR/tests/interop/lib/expected.mjs" "$cache/"
 
 # ---- the server ----
 serve_init_workdir

@@ -18,6 +18,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { CheckedExporter, describe, nsToHr } from './expected.mjs';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 
 const [url, expectedPath] = process.argv.slice(2);
@@ -35,85 +36,6 @@ const FLAVOURS = [
     make: () => new OTLPTraceExporter({ url, compression: 'gzip', timeoutMillis: 10000 }),
   },
 ];
-
-// Remembers every export result: the batch processor only logs failures, and a failed export
-// must fail the test with its reason (for gRPC: the status code and grpc-message).
-class CheckedExporter {
-  constructor(inner) {
-    this.inner = inner;
-    this.results = [];
-  }
-  export(spans, done) {
-    this.inner.export(spans, (result) => {
-      this.results.push({
-        ok: result.code === ExportResultCode.SUCCESS,
-        spans: spans.length,
-        error: result.error ? String(result.error.message || result.error) : '',
-      });
-      done(result);
-    });
-  }
-  shutdown() {
-    return this.inner.shutdown();
-  }
-  forceFlush() {
-    return this.inner.forceFlush ? this.inner.forceFlush() : Promise.resolve();
-  }
-}
-
-// ---- the expected values, in the OTLP/JSON shape of clew's /api/v3 answers ----
-
-const nsToHr = (ns) => [Number(ns / 1000000000n), Number(ns % 1000000000n)];
-const hrToNs = (hr) => (BigInt(hr[0]) * 1000000000n + BigInt(hr[1])).toString();
-
-// The exporters send integral numbers as intValue (a decimal string in OTLP/JSON output) and
-// other numbers as doubleValue.
-function anyValue(v) {
-  if (typeof v === 'string') {
-    return { stringValue: v };
-  }
-  if (typeof v === 'boolean') {
-    return { boolValue: v };
-  }
-  if (typeof v === 'number') {
-    return Number.isInteger(v) ? { intValue: String(v) } : { doubleValue: v };
-  }
-  if (Array.isArray(v)) {
-    return { arrayValue: { values: v.map(anyValue) } };
-  }
-  throw new Error(`unexpected attribute value ${JSON.stringify(v)}`);
-}
-const keyValues = (attrs) =>
-  Object.entries(attrs || {}).map(([key, value]) => ({ key, value: anyValue(value) }));
-
-function describe(span, label) {
-  const ctx = span.spanContext();
-  return {
-    flavour: label,
-    traceId: ctx.traceId,
-    spanId: ctx.spanId,
-    parentSpanId: span.parentSpanContext ? span.parentSpanContext.spanId : '',
-    name: span.name,
-    kind: span.kind + 1, // JS SpanKind starts at INTERNAL=0, OTLP at UNSPECIFIED=0
-    service: span.resource.attributes['service.name'],
-    resource: keyValues(span.resource.attributes),
-    scope: { name: span.instrumentationScope.name, version: span.instrumentationScope.version },
-    startTimeUnixNano: hrToNs(span.startTime),
-    endTimeUnixNano: hrToNs(span.endTime),
-    attributes: keyValues(span.attributes),
-    events: span.events.map((e) => ({
-      name: e.name,
-      timeUnixNano: hrToNs(e.time),
-      attributes: keyValues(e.attributes),
-    })),
-    links: span.links.map((l) => ({
-      traceId: l.context.traceId,
-      spanId: l.context.spanId,
-      attributes: keyValues(l.attributes),
-    })),
-    status: { code: span.status.code, message: span.status.message || '' },
-  };
-}
 
 // ---- the workload: frontend -> orders -> {billing, stock}, orders -> stock via a queue ----
 
@@ -184,7 +106,7 @@ for (const flavour of FLAVOURS) {
   const providers = {};
   const exporters = [];
   for (const service of SERVICES) {
-    const exporter = new CheckedExporter(flavour.make());
+    const exporter = new CheckedExporter(flavour.make(), ExportResultCode.SUCCESS, flavour.label);
     exporters.push({ service, exporter });
     providers[service] = new BasicTracerProvider({
       resource: resourceFromAttributes({

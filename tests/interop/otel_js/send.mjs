@@ -18,6 +18,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { CheckedExporter, describe, nsToHr } from './expected.mjs';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 
@@ -42,89 +43,6 @@ const FLAVOURS = [
     make: () => new JsonExporter({ url, compression: 'gzip', timeoutMillis: 10000 }),
   },
 ];
-
-// Wraps an exporter to remember every export result: the batch processor only logs failures,
-// and a failed export must fail the test with its reason.
-class CheckedExporter {
-  constructor(inner, label) {
-    this.inner = inner;
-    this.label = label;
-    this.results = [];
-  }
-  export(spans, done) {
-    this.inner.export(spans, (result) => {
-      this.results.push({
-        ok: result.code === ExportResultCode.SUCCESS,
-        spans: spans.length,
-        error: result.error ? String(result.error.message || result.error) : '',
-      });
-      done(result);
-    });
-  }
-  shutdown() {
-    return this.inner.shutdown();
-  }
-  forceFlush() {
-    return this.inner.forceFlush ? this.inner.forceFlush() : Promise.resolve();
-  }
-}
-
-// ---- expected values in the OTLP/JSON shape clew must answer on /api/v3 ----
-
-const nsToHr = (ns) => [Number(ns / 1000000000n), Number(ns % 1000000000n)];
-const hrToNs = (hr) => (BigInt(hr[0]) * 1000000000n + BigInt(hr[1])).toString();
-
-// How the JS exporters map attribute values onto AnyValue: integral numbers become intValue
-// (a decimal string on clew's output, wire.md §4.1), other numbers doubleValue.
-function anyValue(v) {
-  if (typeof v === 'string') {
-    return { stringValue: v };
-  }
-  if (typeof v === 'boolean') {
-    return { boolValue: v };
-  }
-  if (typeof v === 'number') {
-    return Number.isInteger(v) ? { intValue: String(v) } : { doubleValue: v };
-  }
-  if (Array.isArray(v)) {
-    return { arrayValue: { values: v.map(anyValue) } };
-  }
-  throw new Error(`unexpected attribute value ${JSON.stringify(v)}`);
-}
-const keyValues = (attrs) =>
-  Object.entries(attrs || {}).map(([key, value]) => ({ key, value: anyValue(value) }));
-
-// JS SpanKind is 0-based (INTERNAL=0); OTLP's enum has UNSPECIFIED=0 first.
-const otlpKind = (k) => k + 1;
-
-function describe(span, label) {
-  const ctx = span.spanContext();
-  return {
-    flavour: label,
-    traceId: ctx.traceId,
-    spanId: ctx.spanId,
-    parentSpanId: span.parentSpanContext ? span.parentSpanContext.spanId : '',
-    name: span.name,
-    kind: otlpKind(span.kind),
-    service: span.resource.attributes['service.name'],
-    resource: keyValues(span.resource.attributes),
-    scope: { name: span.instrumentationScope.name, version: span.instrumentationScope.version },
-    startTimeUnixNano: hrToNs(span.startTime),
-    endTimeUnixNano: hrToNs(span.endTime),
-    attributes: keyValues(span.attributes),
-    events: span.events.map((e) => ({
-      name: e.name,
-      timeUnixNano: hrToNs(e.time),
-      attributes: keyValues(e.attributes),
-    })),
-    links: span.links.map((l) => ({
-      traceId: l.context.traceId,
-      spanId: l.context.spanId,
-      attributes: keyValues(l.attributes),
-    })),
-    status: { code: span.status.code, message: span.status.message || '' },
-  };
-}
 
 // ---- the workload: gateway -> checkout -> {payment, inventory}, checkout -> inventory (async) ----
 
@@ -285,7 +203,7 @@ for (const flavour of FLAVOURS) {
   const providers = {};
   const exporters = [];
   for (const service of SERVICES) {
-    const exporter = new CheckedExporter(flavour.make(), flavour.label);
+    const exporter = new CheckedExporter(flavour.make(), ExportResultCode.SUCCESS, flavour.label);
     exporters.push({ service, exporter });
     providers[service] = new BasicTracerProvider({
       resource: resourceFromAttributes({
