@@ -673,6 +673,15 @@ static clew_status yaml_mapping(yaml_ctx *y, const char *prefix, int depth)
         }
         char where[CLEW_CONFIG_PATH_MAX + 160];
         snprintf(where, sizeof(where), "%s:%zu: %s", y->name, line, key);
+        if (depth == 0 && strcmp(key, "tail_sampling") == 0 &&
+            vev.type != YAML_MAPPING_START_EVENT) {
+            err_set(y->err,
+                    "%s: must be a mapping of the OpenTelemetry Collector's tail_sampling settings "
+                    "(decision_wait:, policies:, ...)",
+                    where);
+            yaml_event_delete(&vev);
+            return CLEW_EPARSE;
+        }
         switch (vev.type) {
         case YAML_SCALAR_EVENT: {
             const opt *o = opt_find(key);

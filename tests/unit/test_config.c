@@ -390,6 +390,8 @@ static void test_sampling_settings(void **state)
     assert_non_null(strstr(err.msg, "--sampling: "));
     assert_string_equal(c.sampling, "errors+slow:500ms+10%"); /* unchanged */
     expect_error("tail_sampling: {}\ntail_sampling: {}\n", "set twice");
+    expect_error("tail_sampling:\n", "test.yaml:1: tail_sampling: must be a mapping");
+    expect_error("tail_sampling: [a]\n", "must be a mapping");
 }
 
 int main(void)
