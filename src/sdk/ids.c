@@ -20,8 +20,8 @@
 #include "sdk/sdk_internal.h"
 
 _Atomic uint64_t clew__fork_gen = 1;
-_Thread_local uint64_t clew__tl_rng;
-_Thread_local uint64_t clew__tl_rng_gen;
+CLEW__TLS uint64_t clew__tl_rng;
+CLEW__TLS uint64_t clew__tl_rng_gen;
 
 void clew__rng_reseed(void)
 {

@@ -40,6 +40,14 @@
 #include "common/buf.h"
 #include "model/model.h"
 
+/* The SDK's thread-local variables use the initial-exec TLS model: libclew is built
+ * position-independent (it is a shared library too), and the default model there
+ * reaches a thread-local through a __tls_get_addr call, which also made the span
+ * hot paths save and restore registers around it. Initial-exec is one %fs-relative
+ * load. The cost: libclew.so takes a few dozen bytes of the static TLS block, which
+ * glibc reserves spare room for, so dlopen() of libclew still works. */
+#define CLEW__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 typedef struct clew__tpool clew__tpool;
 
 /* The current fork generation: incremented in every forked child. */
@@ -99,8 +107,8 @@ void clew__span_ensure_id(clew_span *s);
  * output, and outputs do not wait on each other, so an id costs a few cycles),
  * seeded from getrandom(2) on first use and again in a forked child: each
  * thread remembers the fork generation it was seeded in. */
-extern _Thread_local uint64_t clew__tl_rng;
-extern _Thread_local uint64_t clew__tl_rng_gen; /* 0 = never seeded */
+extern CLEW__TLS uint64_t clew__tl_rng;
+extern CLEW__TLS uint64_t clew__tl_rng_gen; /* 0 = never seeded */
 void clew__rng_reseed(void);
 
 static inline uint64_t clew__rand_u64(void)
@@ -161,7 +169,7 @@ typedef struct clew__span_clock {
     uint64_t mult;   /* ns per tick, 32.32 fixed point (window * mult < 2^64) */
 } clew__span_clock;
 
-extern _Thread_local clew__span_clock clew__tl_clock;
+extern CLEW__TLS clew__span_clock clew__tl_clock;
 
 static inline uint64_t clew__span_now_ns(void)
 {

@@ -25,9 +25,9 @@
 
 static clew_span g_noop_span; /* pool NULL, not recording, invalid context */
 
-static _Thread_local clew__tpool *tl_pool;
-static _Thread_local clew_span *tl_current;
-static _Thread_local uint32_t tl_depth;
+static CLEW__TLS clew__tpool *tl_pool;
+static CLEW__TLS clew_span *tl_current;
+static CLEW__TLS uint32_t tl_depth;
 
 static pthread_key_t g_pool_key;
 static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;

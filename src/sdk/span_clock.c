@@ -53,7 +53,7 @@
  * followed. */
 #define CONTINUITY_NS 2000ull
 
-_Thread_local clew__span_clock clew__tl_clock;
+CLEW__TLS clew__span_clock clew__tl_clock;
 
 enum { TSC_UNCHECKED, TSC_CALIBRATING, TSC_READY, TSC_UNUSABLE };
 
