@@ -86,6 +86,11 @@ struct clew__tpool {
     int64_t out;
     /* the export thread's line: kept apart so the owner's hot fields never bounce */
     _Alignas(64) _Atomic(clew_span *) returned; /* pushed by other threads, taken by owner */
+    /* Spans counted into `returned`: a thread adds before it pushes, the owner takes the
+     * list and then exchanges this with 0, adding it to n_free. So n_free is never below
+     * the length of the free list (it may count a few spans still being pushed, which
+     * arrive with the next list), and never wraps when a span is taken. */
+    _Atomic uint64_t returned_n;
     /* REFS_BIAS while the thread lives, minus one for every span another thread
      * handed back; at thread exit the owner adds out - REFS_BIAS, so refs is then
      * the number of spans still outside the pool (live or queued). The change that

@@ -9,6 +9,7 @@
  *   the thread's pool and the span's arena chunk exist.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -85,6 +86,7 @@ static clew__tpool *pool_get(void)
         return NULL;
     }
     atomic_init(&pool->returned, NULL);
+    atomic_init(&pool->returned_n, 0);
     atomic_init(&pool->refs, CLEW__REFS_BIAS);
     if (pthread_setspecific(g_pool_key, pool) != 0) {
         clew__free(pool);
@@ -92,6 +94,21 @@ static clew__tpool *pool_get(void)
     }
     tl_pool = pool;
     return pool;
+}
+
+/* Asks for the lines a recording span writes first (its head, the capacities and the
+ * record, the start of its inline memory) ahead of time: a span handed back by the
+ * export thread is cold in this core's cache, and the next allocation is a span's
+ * work away. Prefetching NULL is harmless. */
+static inline void span_prefetch(const clew_span *s)
+{
+    const char *p = (const char *)s;
+    __builtin_prefetch(p, 1, 3);
+    __builtin_prefetch(p + offsetof(clew_span, inl_used), 1, 3);
+    __builtin_prefetch(p + offsetof(clew_span, data) + 64, 1, 3);
+    __builtin_prefetch(p + offsetof(clew_span, data) + 128, 1, 3);
+    __builtin_prefetch(p + offsetof(clew_span, inl), 1, 3);
+    __builtin_prefetch(p + offsetof(clew_span, inl) + 64, 1, 3);
 }
 
 static clew_span *span_alloc(clew__tpool *pool)
@@ -109,21 +126,23 @@ static clew_span *span_alloc(clew__tpool *pool)
             pool->out++;
             return s;
         }
-        uint32_t n = 0;
-        for (clew_span *it = s; it != NULL; it = it->next) {
-            n++;
-        }
-        pool->n_free = n;
+        /* not a walk of the list to count it: each of its spans is a cache miss
+         * that waits for the one before (a fifth of the sampled path's time) */
+        pool->n_free +=
+            (uint32_t)atomic_exchange_explicit(&pool->returned_n, 0, memory_order_acquire);
     }
     pool->free = s->next;
+    span_prefetch(s->next);
     pool->n_free--;
     pool->out++;
     return s;
 }
 
+/* Gives back what the span's arena holds beyond its inline memory. The inline
+ * memory itself is reset when the span starts recording again (span_start_full),
+ * so that a thread handing spans back does not write the line it lives on. */
 static inline void span_reset(clew_span *s)
 {
-    s->inl_used = 0;
     if (s->arena.head != NULL) {
         clew__arena_reset(&s->arena);
     }
@@ -169,6 +188,9 @@ void clew__spans_release_remote(clew_span **spans, size_t n)
             }
             head = s;
         }
+        /* counted before they are pushed: the owner takes the list, then the count,
+         * so its count is never below the spans it has (see returned_n) */
+        atomic_fetch_add_explicit(&pool->returned_n, (uint64_t)(j - i), memory_order_release);
         clew_span *old = atomic_load_explicit(&pool->returned, memory_order_relaxed);
         do {
             tail->next = old;
@@ -626,6 +648,7 @@ static __attribute__((noinline)) clew_span *span_start_full(clew_tracer *t, cons
     s->id_pending = 0;
     span_make_id(s);
     s->recording = 1;
+    s->inl_used = 0;
     s->sampled = dec == CLEW_SAMPLING_RECORD_AND_SAMPLE;
     s->status_final = 0;
     if (s->sampled) {

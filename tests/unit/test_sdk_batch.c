@@ -2,11 +2,14 @@
  * tests/unit/test_sdk_batch.c - the batch span processor: a full queue drops
  * and counts exactly while the host thread never blocks, four threads creating
  * spans while the exporter runs, force_flush and shutdown, and fork (the child
- * exports only its own spans, the parent's buffered spans are exported once).
+ * exports only its own spans, the parent's buffered spans are exported once),
+ * and the per-thread span pools: spans handed back by the export thread are
+ * reused, and a thread keeps only a bounded number of free spans.
  */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "clew/alloc.h"
 #include "clew/clew.h"
 #include "codec/otlp.h"
 #include "common/clock.h"
@@ -385,8 +389,116 @@ static void test_fork_reseeds_ids(void **state)
     clew_provider_destroy(p);
 }
 
+/* ---- allocation counting (installed in main, before any clew object) ---- */
+
+static _Atomic long n_mallocs, n_frees;
+
+static void *count_malloc(size_t n)
+{
+    atomic_fetch_add(&n_mallocs, 1);
+    return malloc(n);
+}
+static void *count_calloc(size_t n, size_t size)
+{
+    atomic_fetch_add(&n_mallocs, 1);
+    return calloc(n, size);
+}
+static void *count_realloc(void *p, size_t n)
+{
+    atomic_fetch_add(&n_mallocs, 1);
+    return realloc(p, n);
+}
+static void count_free(void *p)
+{
+    if (p != NULL) {
+        atomic_fetch_add(&n_frees, 1);
+    }
+    free(p);
+}
+
+/* Sampled spans go to the export thread and come back to this thread's pool: once the
+ * pool has grown to what is in flight (the queue and the batch being exported), ending
+ * and starting spans allocates nothing. Twenty rounds of 1024 spans after a warm-up
+ * may allocate at most a queue's worth (the export thread's timing varies), never one
+ * per span. */
+static void test_pool_reuses_exported_spans(void **state)
+{
+    (void)state;
+    clew_provider_config c;
+    clew_provider_config_init(&c);
+    c.batch.max_queue_size = 2048;
+    c.batch.max_export_batch_size = 512;
+    assert_int_equal(clew_exporter_none(&c.exporter), CLEW_OK);
+    clew_provider *p;
+    assert_int_equal(clew_provider_create(&c, &p), CLEW_OK);
+    clew_tracer *t = tracer(p);
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < 1024; i++) {
+            one_span(t);
+        }
+        assert_int_equal(clew_provider_force_flush(p, 10000), CLEW_OK);
+    }
+    long a0 = atomic_load(&n_mallocs);
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 1024; i++) {
+            one_span(t);
+        }
+        assert_int_equal(clew_provider_force_flush(p, 10000), CLEW_OK);
+    }
+    long allocated = atomic_load(&n_mallocs) - a0;
+    clew_provider_stats st;
+    clew_provider_stats_get(p, &st);
+    assert_int_equal(st.dropped_spans, 0);
+    assert_int_equal(st.exported_spans, 28 * 1024);
+    assert_true(allocated <= 2048);
+    clew_provider_destroy(p);
+}
+
+/* A burst of 6000 spans alive at once on one thread: ending them gives some back to
+ * the allocator (a thread's pool keeps a bounded number of free spans), and the next
+ * burst reuses the ones kept. */
+static void test_pool_keeps_a_bounded_number(void **state)
+{
+    (void)state;
+    enum { BURST = 6000 };
+    clew_provider_config c;
+    clew_provider_config_init(&c);
+    assert_int_equal(clew_sampler_always_off(&c.sampler), CLEW_OK);
+    assert_int_equal(clew_exporter_none(&c.exporter), CLEW_OK);
+    clew_provider *p;
+    assert_int_equal(clew_provider_create(&c, &p), CLEW_OK);
+    clew_tracer *t = tracer(p);
+    clew_span **live = calloc(BURST, sizeof(*live));
+    assert_non_null(live);
+    for (int round = 0; round < 2; round++) {
+        long a0 = atomic_load(&n_mallocs);
+        for (int i = 0; i < BURST; i++) {
+            live[i] = clew_span_start(t, "burst", NULL);
+            assert_false(clew_span_is_recording(live[i]));
+        }
+        long allocated = atomic_load(&n_mallocs) - a0;
+        long f0 = atomic_load(&n_frees);
+        for (int i = 0; i < BURST; i++) {
+            clew_span_end(live[i], 0);
+        }
+        long freed = atomic_load(&n_frees) - f0;
+        assert_true(freed > 0);     /* not all 6000 kept */
+        assert_true(freed < BURST); /* but some kept for reuse */
+        if (round == 1) {
+            /* what the first burst's end kept is taken again, the rest allocated */
+            assert_int_equal(allocated, freed);
+        }
+    }
+    free(live);
+    clew_provider_destroy(p);
+}
+
 int main(void)
 {
+    clew_allocator a = {count_malloc, count_calloc, count_realloc, count_free};
+    if (clew_set_allocator(&a) != CLEW_OK) {
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_full_drops_exactly),
         cmocka_unit_test(test_flush_and_shutdown),
@@ -395,6 +507,8 @@ int main(void)
         cmocka_unit_test(test_span_outlives_thread),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_fork_reseeds_ids),
+        cmocka_unit_test(test_pool_reuses_exported_spans),
+        cmocka_unit_test(test_pool_keeps_a_bounded_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
