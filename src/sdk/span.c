@@ -148,25 +148,39 @@ static inline void span_reset(clew_span *s)
     }
 }
 
-/* Gives a span back from the thread that ends it. */
-static void span_put_local(clew_span *s)
+/* The rare ways back to the pool: ended on another thread, a span that recorded
+ * (its arena may hold memory), or a pool with enough free spans already. */
+static __attribute__((noinline)) void span_put_slow(clew_span *s)
 {
     clew__tpool *pool = s->pool;
-    if (__builtin_expect(pool != tl_pool, 0)) {
+    if (pool != tl_pool) {
         /* ended on another thread: hand it back the way the exporter does */
         clew__spans_release_remote(&s, 1);
         return;
     }
     pool->out--;
-    if (s->recording) {
-        /* a span that never recorded has allocated nothing: no need to touch
-         * the lines where its allocation state lives */
-        span_reset(s);
-    }
+    span_reset(s);
     if (pool->n_free >= POOL_MAX_FREE) {
         span_free(s);
         return;
     }
+    s->next = pool->free;
+    pool->free = s;
+    pool->n_free++;
+}
+
+/* Gives a span back from the thread that ends it. A span that never recorded has
+ * allocated nothing, so the common case (an unsampled span ended where it started)
+ * touches neither the lines where its allocation state lives nor any register the
+ * caller must save. */
+static inline void span_put_local(clew_span *s)
+{
+    clew__tpool *pool = s->pool;
+    if (__builtin_expect(pool != tl_pool || s->recording || pool->n_free >= POOL_MAX_FREE, 0)) {
+        span_put_slow(s);
+        return;
+    }
+    pool->out--;
     s->next = pool->free;
     pool->free = s;
     pool->n_free++;
@@ -715,6 +729,8 @@ clew_span *clew_span_start(clew_tracer *t, const char *name, const clew_span_opt
     return span_start_full(t, name, opt);
 }
 
+static void span_end_sampled(clew_span *s, uint64_t end_ns);
+
 void clew_span_end(clew_span *s, uint64_t end_ns)
 {
     if (s == NULL || s->pool == NULL) {
@@ -728,6 +744,12 @@ void clew_span_end(clew_span *s, uint64_t end_ns)
         span_put_local(s);
         return;
     }
+    span_end_sampled(s, end_ns);
+}
+
+/* Out of line so that clew_span_end's unsampled case saves no register. */
+static __attribute__((noinline)) void span_end_sampled(clew_span *s, uint64_t end_ns)
+{
     s->data.end_ns = end_ns ? end_ns : clew__span_now_ns();
     if (s->data.end_ns < s->data.start_ns) {
         s->data.end_ns = s->data.start_ns;
