@@ -7,11 +7,20 @@
  *                 move the body's evbuffer chains into the job (no copy), submit.
  *   worker        linearize the body (the one copy, skipped when it is already one
  *                 chunk), gunzip with a hard output cap, decode into the worker's
- *                 reused arena, append to the store.
+ *                 arena, append to the store.
  *   store         calls back once the batch may be acknowledged (any thread).
  *   loop thread   encode the answer in the request's content type and reply, give
  *                 the budget back.
  * Nothing here allocates per span: the decoded batch lives in the worker's arena.
+ *
+ * The job holds the batch until the store calls back (meta.batch_held): the worker's
+ * arena (and gunzip buffer) move into the job before the append, and the body stays
+ * with it, so the embedded store can put the spans into its head from this very batch
+ * once its WAL record is durable instead of decoding the record a second time. The
+ * ingest budget charged for the body and the arena is given back only when the job
+ * ends, so it already covered that. A protobuf request that the decoder and the span
+ * limits left as it was goes to the store as its own bytes too (meta.otlp_pb), which
+ * the WAL record is then made of, instead of an encoding of the batch.
  */
 #include "server/receiver_otlp_http.h"
 
@@ -41,6 +50,8 @@
  */
 #define ARENA_FACTOR 16
 #define ARENA_BASE   MIB
+/* the gunzip buffer a worker keeps between jobs at most (as http.c does) */
+#define SCRATCH_KEEP ((size_t)4 * MIB)
 
 /* google.rpc.Code values used in Status bodies */
 enum {
@@ -62,6 +73,10 @@ typedef struct otlp_job {
     bool gzip;
     uint64_t t0_ns;
     uint64_t reserved; /* bytes charged to the ingest budget, released in done() */
+    /* what the store may read until it calls back (see the top of the file) */
+    clew_batch batch;
+    clew_arena arena;  /* the worker's arena, moved here; zero until then */
+    clew_buf scratch;  /* the gunzipped body, moved here; zero until then */
     uint64_t n_spans;  /* valid spans handed to the store */
     uint64_t rejected; /* spans the decoder refused */
     int http_code;     /* non-zero: the worker decided the answer (error) */
@@ -305,7 +320,27 @@ static void job_free(otlp_job *j)
     if (j->body != NULL) {
         evbuffer_free(j->body);
     }
+    clew__arena_deinit(&j->arena);
+    clew__buf_deinit(&j->scratch);
     clew__free(j);
+}
+
+/* The limits' change counters summed: the limits changed a batch when this grew while
+ * they applied to it (another request may make it grow too: then the batch only looks
+ * changed). False when the limits keep no counters, so that nothing can be told. */
+static bool limit_hits(const clew_limits *l, uint64_t *out)
+{
+    *out = 0;
+    if (l == NULL) {
+        return true;
+    }
+    if (l->counters == NULL) {
+        return false;
+    }
+    for (int w = 0; w < CLEW_LIMIT_COUNT; w++) {
+        *out += atomic_load_explicit(&l->counters[w], memory_order_relaxed);
+    }
+    return true;
 }
 
 static void job_fail(otlp_job *j, int http_code, int32_t rpc_code, const char *fmt, ...)
@@ -350,13 +385,13 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
     const uint8_t *data = in.data;
     size_t len = in.len;
 
-    clew_batch batch;
+    clew_batch *batch = &j->batch;
     clew_error err;
-    memset(&batch, 0, sizeof(batch));
+    memset(batch, 0, sizeof(*batch));
     memset(&err, 0, sizeof(err));
     clew_status rc = j->json
-                         ? clew__otlp_json_decode((const char *)data, len, &w->arena, &batch, &err)
-                         : clew__otlp_pb_decode(data, len, &w->arena, &batch, &err);
+                         ? clew__otlp_json_decode((const char *)data, len, &w->arena, batch, &err)
+                         : clew__otlp_pb_decode(data, len, &w->arena, batch, &err);
     if (rc == CLEW_EPARSE) {
         /* the decoder's message already says where */
         job_fail(j, 400, RPC_INVALID_ARGUMENT, "malformed %s request: %s",
@@ -377,32 +412,52 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
         job_fail(j, 500, RPC_INTERNAL, "decoding failed: %s", clew_strerror(rc));
         return;
     }
-    if (rx->limits != NULL && clew__limits_apply(rx->limits, &batch, &w->arena) != CLEW_OK) {
+    uint64_t hits_before = 0, hits_after = 0;
+    bool as_received = !j->json && batch->rejected == 0 && limit_hits(rx->limits, &hits_before);
+    if (rx->limits != NULL && clew__limits_apply(rx->limits, batch, &w->arena) != CLEW_OK) {
         job_fail(j, 500, RPC_INTERNAL, "applying the span limits failed");
         return;
     }
+    as_received = as_received && limit_hits(rx->limits, &hits_after) && hits_after == hits_before;
 
-    clew__ingest_count(m, CLEW_RECV_OTLP_HTTP, j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF, &batch);
-    j->rejected = batch.rejected;
-    j->n_spans = batch.n_spans;
-    clew__ingest_reject_msg(&batch, j->msg, sizeof(j->msg));
-    if (batch.n_spans == 0) {
+    clew__ingest_count(m, CLEW_RECV_OTLP_HTTP, j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF, batch);
+    j->rejected = batch->rejected;
+    j->n_spans = batch->n_spans;
+    clew__ingest_reject_msg(batch, j->msg, sizeof(j->msg));
+    if (batch->n_spans == 0) {
         j->append_rc = CLEW_OK;
         clew__http_complete(rx->srv, &j->base);
         return;
     }
-    /* the job may be answered and freed as soon as append calls back, so keep the
-     * body (which the zero-copy protobuf batch points into) out of it first */
-    struct evbuffer *body = j->body;
-    j->body = NULL;
-    rc = clew__ingest_append(rx->store, &batch, on_appended, j);
+    /* the store may read the batch until it calls back, and the job may be answered and
+     * freed as soon as it does: everything the batch points into (the arena, the gunzipped
+     * body, the body) moves into the job first, and the job is not touched after append */
+    j->arena = w->arena;
+    clew__arena_init(&w->arena, j->arena.chunk_size, 0);
+    if (j->gzip) {
+        j->scratch = w->scratch;
+        clew__buf_init(&w->scratch, 0);
+        /* a head start for the next gzip body, as if the worker had kept its buffer (it
+         * keeps up to 4 MiB between jobs), so that it does not double up from nothing; a
+         * failure only loses the head start */
+        size_t keep = j->scratch.cap < SCRATCH_KEEP ? j->scratch.cap : SCRATCH_KEEP;
+        clew_status rrc = keep > 1 ? clew__buf_reserve(&w->scratch, keep - 1) : CLEW_OK;
+        (void)rrc;
+    }
+    clew_trace_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.state = CLEW_TRACE_KEPT;
+    meta.adjusted_count = 1.0;
+    meta.batch_held = true;
+    if (as_received) {
+        meta.otlp_pb = data;
+        meta.otlp_pb_len = len;
+    }
+    rc = rx->store->ops->append(rx->store, batch, &meta, on_appended, j);
     if (rc != CLEW_OK) {
         /* the callback will never run: answer here */
         j->append_rc = rc;
         clew__http_complete(rx->srv, &j->base);
-    }
-    if (body != NULL) {
-        evbuffer_free(body);
     }
 }
 

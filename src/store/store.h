@@ -11,9 +11,10 @@
  * implementation does its own locking.
  *
  * Ownership: append() borrows the batch for the duration of the call only: the
- * store copies what it keeps before returning. Results (clew_trace_result,
- * clew_search_result, clew_name_list) are owned by the caller and freed with their
- * clew__*_free function.
+ * store copies what it keeps before returning (unless the caller's meta says
+ * batch_held: then the batch stays valid until the append callback). Results
+ * (clew_trace_result, clew_search_result, clew_name_list) are owned by the caller and
+ * freed with their clew__*_free function.
  */
 #ifndef CLEW_STORE_STORE_H
 #define CLEW_STORE_STORE_H
@@ -42,6 +43,19 @@ typedef struct clew_trace_meta {
     clew_str kept_reason;  /* policy name that kept it; empty when not sampled by a policy */
     double adjusted_count; /* how many traces this one stands for; 1 when unsampled */
     clew_str tenant;       /* empty = default tenant */
+    /* Hints for append() only (every other operation ignores them, and a result's meta
+     * has them zero); a store may ignore them too. They let a receiver spare the store
+     * a copy and a re-encoding of what it already holds.
+     * otlp_pb: the protobuf ExportTraceServiceRequest the batch was decoded from, when
+     * decoding these bytes again gives exactly the batch (nothing rejected, nothing
+     * changed since); a store that logs protobuf may write them instead of encoding
+     * the batch. Borrowed like the batch. NULL = not given.
+     * batch_held: the caller keeps the batch (and otlp_pb) unchanged and valid until
+     * the append callback has run, not just for the call, so a store may read it
+     * then instead of copying it now. */
+    const uint8_t *otlp_pb;
+    size_t otlp_pb_len;
+    bool batch_held;
 } clew_trace_meta;
 
 /* A whole trace: its spans (deduplicated on trace id + span id) and its metadata.
@@ -202,6 +216,19 @@ CLEW_NODISCARD clew_status clew__memory_store_list_traces(clew_store *s,
                                                           size_t *out_n);
 CLEW_NODISCARD clew_status clew__memory_store_remove_trace(clew_store *s, const clew_trace_id *id,
                                                            uint32_t expected_spans);
+
+/* The cut's read of one trace without copying its spans: *out is like get_trace's result
+ * (meta and the span pointer array in its arena, spans ordered by start time) but its spans
+ * are the store's own, which stay valid and unchanged until clew__memory_store_unpin(*pin)
+ * - even if the trace is removed meanwhile (its memory is freed at the unpin then). Spans
+ * added to the trace after the pin are not in *out. Free *out with clew__trace_result_free,
+ * and unpin exactly once (before destroying the store); either order. CLEW_ENOTFOUND when
+ * the store has no span of the trace. */
+typedef struct clew_memory_pin clew_memory_pin;
+CLEW_NODISCARD clew_status clew__memory_store_pin_trace(clew_store *s, const clew_trace_id *id,
+                                                        clew_trace_result **out,
+                                                        clew_memory_pin **pin);
+void clew__memory_store_unpin(clew_store *s, clew_memory_pin *pin);
 
 /* Matches a value against a tag filter's text (see clew_tag_filter). */
 bool clew__value_matches_text(const clew_value *v, clew_str text);

@@ -585,7 +585,10 @@ static void trace_meta(void **state)
     clew__arena_init(&a, 4096, 0);
     clew_span_data s = mk_span(&a, tid(0, 1), 1, 0, "op", 1, 2);
     clew_batch b = mk_batch(&a, mk_res(&a, "svc", NULL, NULL), mk_scope(&a, "l"), &s, 1);
-    clew_trace_meta m = {CLEW_TRACE_PENDING, {"", 0}, 1.0, cs("acme")};
+    clew_trace_meta m = {.state = CLEW_TRACE_PENDING,
+                         .kept_reason = {"", 0},
+                         .adjusted_count = 1.0,
+                         .tenant = cs("acme")};
     append_ok(st, &b, &m);
     clew__arena_deinit(&a);
 
@@ -598,7 +601,10 @@ static void trace_meta(void **state)
     clew__trace_result_free(r);
 
     char reason[] = "errors-policy";
-    clew_trace_meta kept = {CLEW_TRACE_KEPT, cs(reason), 10.0, cs("acme")};
+    clew_trace_meta kept = {.state = CLEW_TRACE_KEPT,
+                            .kept_reason = cs(reason),
+                            .adjusted_count = 10.0,
+                            .tenant = cs("acme")};
     assert_int_equal(st->ops->set_trace_meta(st, &t, &kept), CLEW_OK);
     memset(reason, 0, sizeof(reason)); /* the store copied it */
     assert_int_equal(st->ops->get_trace(st, &t, &r), CLEW_OK);
@@ -967,6 +973,82 @@ typedef struct writer_arg {
     uint64_t base;
 } writer_arg;
 
+/* The cut's pinned view: the same spans as get_trace, in the same order, that stay readable
+ * (every field, resources included) after the trace is removed, dropped or grows, until the
+ * unpin frees what was removed. ASan flags a read of freed memory and a leak of what the
+ * unpin should have freed. */
+static void pinned_view_outlives_removal(void **state)
+{
+    (void)state;
+    clew_store *st = new_store(0, 0);
+    clew_arena a;
+    clew__arena_init(&a, 4096, 0);
+    clew_trace_id t1 = tid(7, 1), t2 = tid(7, 2), t3 = tid(7, 3);
+    clew_batch b1 = split_batch(&a, t1, 10, 5);
+    clew_batch b2 = split_batch(&a, t2, 20, 4);
+    clew_batch b3 = split_batch(&a, t3, 30, 3);
+    append_ok(st, &b1, NULL);
+    append_ok(st, &b2, NULL);
+    append_ok(st, &b3, NULL);
+
+    clew_trace_result *v1 = NULL, *v2 = NULL, *v3 = NULL, *copy = NULL;
+    clew_memory_pin *p1 = NULL, *p2 = NULL, *p3 = NULL;
+    assert_int_equal(clew__memory_store_pin_trace(st, &t1, &v1, &p1), CLEW_OK);
+    assert_int_equal(clew__memory_store_pin_trace(st, &t2, &v2, &p2), CLEW_OK);
+    assert_int_equal(clew__memory_store_pin_trace(st, &t3, &v3, &p3), CLEW_OK);
+    clew_trace_id none = tid(7, 9);
+    clew_trace_result *vn = NULL;
+    clew_memory_pin *pn = NULL;
+    assert_int_equal(clew__memory_store_pin_trace(st, &none, &vn, &pn), CLEW_ENOTFOUND);
+
+    /* what get_trace copies, span for span and in order */
+    assert_int_equal(st->ops->get_trace(st, &t1, &copy), CLEW_OK);
+    assert_int_equal(v1->n_spans, 5);
+    assert_int_equal(copy->n_spans, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(clew__span_equal(v1->spans[i], copy->spans[i]));
+    }
+    assert_int_equal(v1->meta.state, CLEW_TRACE_KEPT);
+
+    /* t1 removed by the cut, t2 dropped by the sampler, t3 grows: views unchanged */
+    assert_int_equal(clew__memory_store_remove_trace(st, &t1, 5), CLEW_OK);
+    clew_trace_meta dropped = {.state = CLEW_TRACE_DROPPED, .adjusted_count = 1.0};
+    assert_int_equal(st->ops->set_trace_meta(st, &t2, &dropped), CLEW_OK);
+    clew_batch more = split_batch(&a, t3, 40, 2);
+    append_ok(st, &more, NULL);
+    clew_trace_result *gone = NULL;
+    assert_int_equal(st->ops->get_trace(st, &t1, &gone), CLEW_ENOTFOUND);
+    assert_int_equal(st->ops->get_trace(st, &t2, &gone), CLEW_ENOTFOUND);
+    clew_store_stats stats;
+    st->ops->stats(st, &stats);
+    assert_int_equal(stats.traces, 1);
+    assert_int_equal(stats.spans, 5); /* removed traces are not counted while pinned */
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(clew__span_equal(v1->spans[i], copy->spans[i]));
+        assert_non_null(v1->spans[i]->resource);
+        assert_true(v1->spans[i]->resource->attrs.n >= 1);
+    }
+    assert_int_equal(v2->n_spans, 4);
+    assert_int_equal(v3->n_spans, 3);
+    /* the head has 5 spans of t3 now: removing with the view's count is refused */
+    assert_int_equal(clew__memory_store_remove_trace(st, &t3, 3), CLEW_EBUSY);
+
+    clew__memory_store_unpin(st, p1);
+    clew__memory_store_unpin(st, p2);
+    clew__trace_result_free(v1);
+    clew__trace_result_free(v2);
+    clew__trace_result_free(copy);
+    /* a view may be freed after its unpin, and an unpinned trace is removed at once */
+    clew__memory_store_unpin(st, p3);
+    assert_int_equal(clew__memory_store_remove_trace(st, &t3, 5), CLEW_OK);
+    clew__trace_result_free(v3);
+    st->ops->stats(st, &stats);
+    assert_int_equal(stats.traces, 0);
+    assert_int_equal(stats.spans, 0);
+    clew__arena_deinit(&a);
+    clew__store_destroy(st);
+}
+
 static void *writer(void *p)
 {
     writer_arg *w = p;
@@ -1068,6 +1150,7 @@ int main(void)
         cmocka_unit_test(copy_keeps_every_field),
         cmocka_unit_test(many_and_long_keys),
         cmocka_unit_test(out_of_memory_split_batch),
+        cmocka_unit_test(pinned_view_outlives_removal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,16 +5,20 @@
  * The head IS a memory store created without eviction (no trace cap, no byte cap): it
  * already has the indexes, search, deduplication and interning the head needs. This file
  * adds durability in front of it:
- *   - append encodes the batch as OTLP protobuf into a SPANS WAL record and returns; the
- *     WAL's completion callback (on its writer thread) decodes that record again, inserts
- *     the spans into the head and only then calls the caller's callback with CLEW_OK. So a
- *     span is never visible, nor acknowledged, before the WAL says it is durable as the
- *     fsync mode promises, and a query never sees a span a crash could take back.
+ *   - append writes the batch as OTLP protobuf into a SPANS WAL record and returns; the
+ *     WAL's completion callback (on its writer thread) inserts the spans into the head and
+ *     only then calls the caller's callback with CLEW_OK. So a span is never visible, nor
+ *     acknowledged, before the WAL says it is durable as the fsync mode promises, and a
+ *     query never sees a span a crash could take back.
+ *   - the record's protobuf is the request's own bytes when the receiver hands them over
+ *     (meta->otlp_pb: they decode to exactly the batch), else the batch encoded.
+ *   - the spans inserted on completion come from the caller's batch when the caller holds
+ *     it until the callback (meta->batch_held), else from decoding the record again.
+ *     Either way they are what replaying the record gives: the live path and the replay
+ *     path insert the same thing. Holding (rather than cloning the batch in append) keeps
+ *     a single copy of each pending batch and saves decoding it twice.
  *   - set_trace_meta writes a DECISION record, then applies it to the head.
  *   - open replays every record into the head in WAL order.
- * Decoding on completion (rather than cloning the batch in append) keeps a single copy of
- * each pending batch, the one the WAL record is made of, and makes the live path and the
- * replay path insert exactly the same thing.
  *
  * The head's budget counts the head's span bytes plus the batches waiting on the WAL; an
  * append past it gets CLEW_EFULL (the receivers answer 429) instead of growing without
@@ -122,18 +126,23 @@ typedef struct blk {
     char name[32]; /* <id>.block */
 } blk;
 
-/* One append waiting on the WAL. The payload is the WAL record (tenant + OTLP bytes);
- * kept_reason is copied after the struct. */
+/* One append waiting on the WAL. Either the caller holds its batch until the callback
+ * (meta->batch_held: `batch` is it, and the spans go into the head straight from it) or
+ * `payload` keeps the WAL record (tenant + OTLP bytes) to be decoded on completion.
+ * `len` is the record's size either way. kept_reason and the tenant are copied after the
+ * struct (the caller's meta is borrowed for the call only). */
 typedef struct pending {
     embedded_store *es;
     clew_append_cb cb;
     void *ud;
     uint8_t *payload;
+    const clew_batch *batch;
     size_t len;
     clew_trace_state state;
     double adjusted_count;
     size_t reason_len;
-    char reason[];
+    size_t tenant_len;
+    char strs[]; /* reason, then tenant */
 } pending;
 
 static uint64_t now_ns(void)
@@ -287,6 +296,21 @@ static clew_status insert_spans(embedded_store *es, const uint8_t *payload, size
     return rc;
 }
 
+/* Inserts a live batch the caller still holds into the head, then shows it to the
+ * observer: what insert_spans does with the batch it decodes, without the decoding. */
+static clew_status insert_batch(embedded_store *es, const clew_batch *b,
+                                const clew_trace_meta *meta)
+{
+    clew_status rc = CLEW_OK;
+    if (b->n_spans > 0) {
+        rc = es->head->ops->append(es->head, b, meta, NULL, NULL);
+    }
+    if (rc == CLEW_OK && es->observer != NULL) {
+        es->observer(b, es->observer_ud);
+    }
+    return rc;
+}
+
 static void pending_done(embedded_store *es, size_t len)
 {
     pthread_mutex_lock(&es->mu);
@@ -308,8 +332,13 @@ static void on_wal_done(void *ud, clew_status status, clew_wal_pos pos)
         memset(&meta, 0, sizeof(meta));
         meta.state = p->state;
         meta.adjusted_count = p->adjusted_count;
-        meta.kept_reason = (clew_str){p->reason, p->reason_len};
-        status = insert_spans(es, p->payload, p->len, &meta, NULL);
+        meta.kept_reason = (clew_str){p->strs, p->reason_len};
+        if (p->batch != NULL) {
+            meta.tenant = (clew_str){p->strs + p->reason_len, p->tenant_len};
+            status = insert_batch(es, p->batch, &meta);
+        } else {
+            status = insert_spans(es, p->payload, p->len, &meta, NULL);
+        }
         if (status != CLEW_OK) {
             /* durable but not in the head: the client retries (deduplicated), and a
              * restart replays it anyway */
@@ -353,16 +382,22 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     if (tenant.len > MAX_TENANT_LEN || reason.len > MAX_REASON_LEN) {
         return CLEW_EINVAL;
     }
+    /* the request's own protobuf bytes when the receiver vouches that they decode to this
+     * very batch: the record is then the request as received, and nothing is re-encoded */
+    bool raw = meta != NULL && meta->otlp_pb != NULL;
+    bool held = meta != NULL && meta->batch_held;
     clew_buf buf;
     clew__buf_init(&buf, 0);
-    clew_status rc = clew__otlp_pb_encode(b, &buf);
+    clew_status rc = raw ? CLEW_OK : clew__otlp_pb_encode(b, &buf);
     uint8_t *payload = NULL;
     size_t len = 0;
     if (rc == CLEW_OK) {
         uint8_t enc = meta != NULL && meta->state == CLEW_TRACE_PENDING
                           ? CLEW_WAL_SPANS_OTLP_PB_PENDING
                           : CLEW_WAL_SPANS_OTLP_PB;
-        rc = clew__wal_spans_encode(tenant, enc, buf.data, buf.len, &payload, &len);
+        rc = raw ? clew__wal_spans_encode(tenant, enc, meta->otlp_pb, meta->otlp_pb_len, &payload,
+                                          &len)
+                 : clew__wal_spans_encode(tenant, enc, buf.data, buf.len, &payload, &len);
     }
     clew__buf_deinit(&buf);
     if (rc != CLEW_OK) {
@@ -375,7 +410,7 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
         }
         return CLEW_OK;
     }
-    pending *p = clew__calloc(1, sizeof(*p) + reason.len + 1);
+    pending *p = clew__calloc(1, sizeof(*p) + reason.len + tenant.len + 1);
     if (p == NULL) {
         clew__free(payload);
         return CLEW_ENOMEM;
@@ -383,13 +418,18 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     p->es = es;
     p->cb = cb;
     p->ud = ud;
-    p->payload = payload;
+    p->payload = held ? NULL : payload;
+    p->batch = held ? b : NULL;
     p->len = len;
     p->state = meta ? meta->state : CLEW_TRACE_KEPT;
     p->adjusted_count = meta ? meta->adjusted_count : 1.0;
     p->reason_len = reason.len;
+    p->tenant_len = tenant.len;
     if (reason.len > 0) {
-        memcpy(p->reason, reason.ptr, reason.len);
+        memcpy(p->strs, reason.ptr, reason.len);
+    }
+    if (tenant.len > 0) {
+        memcpy(p->strs + reason.len, tenant.ptr, tenant.len);
     }
     pthread_mutex_lock(&es->mu);
     if (es->closing) {
@@ -401,11 +441,15 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     es->pending_bytes += len;
     es->n_pending++;
     pthread_mutex_unlock(&es->mu);
-    /* the WAL copies the payload; ours stays with `p` to be decoded on completion */
+    /* the WAL copies the payload; ours stays with `p` to be decoded on completion unless
+     * the caller holds the batch (then `p` must not be touched once this returns: the
+     * callback may have freed it) */
     rc = clew__wal_append(es->wal, CLEW_WAL_SPANS, payload, len, on_wal_done, p);
+    if (held || rc != CLEW_OK) {
+        clew__free(payload);
+    }
     if (rc != CLEW_OK) {
         pending_done(es, len);
-        clew__free(payload);
         clew__free(p);
         if (rc == CLEW_EFULL) {
             if (cb != NULL) {
@@ -1657,9 +1701,12 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
     if (cap > n_refs - start) {
         cap = n_refs - start;
     }
+    /* the head's traces are read in place (pinned), not copied: their spans stay valid until
+     * the unpin below, even once removed from the head */
     clew_trace_result **copies = clew__calloc(cap > 0 ? cap : 1, sizeof(*copies));
+    clew_memory_pin **pins = clew__calloc(cap > 0 ? cap : 1, sizeof(*pins));
     clew_block_trace *bt = clew__calloc(cap > 0 ? cap : 1, sizeof(*bt));
-    clew_status rc = copies != NULL && bt != NULL ? CLEW_OK : CLEW_ENOMEM;
+    clew_status rc = copies != NULL && pins != NULL && bt != NULL ? CLEW_OK : CLEW_ENOMEM;
     size_t n_kept = 0, bytes = 0, end = start;
     uint64_t n_spans = 0, t_start = now_ns(), t_copied = 0, t_written = 0;
     uint64_t cpu_start = thread_cpu_ns();
@@ -1677,7 +1724,8 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
             break; /* the next chunk starts here */
         }
         clew_trace_result *t = NULL;
-        rc = es->head->ops->get_trace(es->head, &r->id, &t);
+        clew_memory_pin *pin = NULL;
+        rc = clew__memory_store_pin_trace(es->head, &r->id, &t, &pin);
         if (rc == CLEW_ENOTFOUND) {
             rc = CLEW_OK;
             continue;
@@ -1690,9 +1738,11 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
         rc = drop_spans_held_by_blocks(es, t);
         if (rc != CLEW_OK || t->n_spans == 0) {
             clew__trace_result_free(t);
+            clew__memory_store_unpin(es->head, pin);
             continue;
         }
         copies[n_kept] = t;
+        pins[n_kept] = pin;
         bt[n_kept] = (clew_block_trace){t->trace_id, t->spans, t->n_spans, t->meta};
         n_spans += t->n_spans;
         n_kept++;
@@ -1746,8 +1796,10 @@ static clew_status cut_chunk(embedded_store *es, clew_memory_trace_ref *refs, si
     }
     for (size_t i = 0; i < n_kept; i++) {
         clew__trace_result_free(copies[i]);
+        clew__memory_store_unpin(es->head, pins[i]);
     }
     clew__free(copies);
+    clew__free(pins);
     clew__free(bt);
     uint64_t cpu_end = thread_cpu_ns();
     tot->cpu_ns[0] += cpu_copied - cpu_start;

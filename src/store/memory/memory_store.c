@@ -36,7 +36,10 @@
  *
  * Locking: one rwlock. append and set_trace_meta take it for writing; get_trace,
  * search, services, operations and stats for reading. Everything handed out is
- * copied into a result arena before the lock is released.
+ * copied into a result arena before the lock is released, except the embedded
+ * store's pinned views (clew__memory_store_pin_trace): a stored span is never
+ * written again, so the cut reads the spans themselves, and a trace removed while
+ * pinned is only unlinked until its last unpin frees it.
  */
 #include "store/store.h"
 
@@ -198,6 +201,10 @@ typedef struct trace_entry {
     /* during one append: bytes and spans of this trace still to store */
     size_t pend_bytes;
     uint32_t pend_spans;
+    /* pinned views (clew__memory_store_pin_trace) reading the spans; a trace removed while
+     * pinned is unlinked at once and freed by its last unpin */
+    uint32_t pins;
+    bool unlinked;
 } trace_entry;
 
 typedef struct memory_store {
@@ -438,7 +445,8 @@ static void entry_free(memory_store *ms, trace_entry *e)
     clew__free(e);
 }
 
-/* Unlinks and frees a trace (eviction or destroy). */
+/* Unlinks and frees a trace (eviction or destroy); a pinned one is only unlinked (and no
+ * longer counted), its last unpin frees it. */
 static void entry_remove(memory_store *ms, trace_entry *e)
 {
     ht_remove(&ms->traces, &e->node);
@@ -451,6 +459,14 @@ static void entry_remove(memory_store *ms, trace_entry *e)
         e->newer->older = e->older;
     } else {
         ms->newest = e->older;
+    }
+    if (e->pins > 0) {
+        ms->bytes -= e->bytes;
+        e->bytes = 0;
+        ms->spans -= e->n_spans;
+        e->n_spans = 0;
+        e->unlinked = true;
+        return;
     }
     entry_free(ms, e);
 }
@@ -1221,6 +1237,33 @@ static int span_cmp(const void *a, const void *b)
     return memcmp(x->span_id.bytes, y->span_id.bytes, sizeof(x->span_id.bytes));
 }
 
+static bool span_before(const clew_span_data *x, const clew_span_data *y)
+{
+    if (x->start_ns != y->start_ns) {
+        return x->start_ns < y->start_ns;
+    }
+    return memcmp(x->span_id.bytes, y->span_id.bytes, sizeof(x->span_id.bytes)) < 0;
+}
+
+/* Orders spans as span_cmp does: by insertion for the usual small trace (no call through a
+ * comparison function per step; the cut orders every trace of the head), qsort beyond. */
+static void sort_spans(const clew_span_data **v, size_t n)
+{
+    if (n > 32) {
+        qsort(v, n, sizeof(*v), span_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        const clew_span_data *x = v[i];
+        size_t j = i;
+        while (j > 0 && span_before(x, v[j - 1])) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
 static clew_status copy_str(clew_str *dst, const char *p, size_t len, clew_arena *a)
 {
     if (len == 0) {
@@ -1279,7 +1322,7 @@ static clew_status copy_trace(const trace_entry *e, clew_trace_result *t)
         }
         ptrs[i] = &spans[i];
     }
-    qsort(ptrs, e->n_spans, sizeof(*ptrs), span_cmp);
+    sort_spans(ptrs, e->n_spans);
     t->spans = ptrs;
     t->n_spans = e->n_spans;
     return CLEW_OK;
@@ -1715,6 +1758,67 @@ clew_status clew__memory_store_list_traces(clew_store *s, clew_memory_trace_ref 
     *out = refs;
     *out_n = i;
     return CLEW_OK;
+}
+
+clew_status clew__memory_store_pin_trace(clew_store *s, const clew_trace_id *id,
+                                         clew_trace_result **out, clew_memory_pin **pin)
+{
+    memory_store *ms = (memory_store *)s;
+    clew_trace_result *t = clew__calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return CLEW_ENOMEM;
+    }
+    clew__arena_init(&t->arena, 1024, 0);
+    /* the write lock: the pin count changes */
+    pthread_rwlock_wrlock(&ms->lock);
+    trace_entry *e = entry_find(ms, id);
+    clew_status rc = e == NULL || e->n_spans == 0 ? CLEW_ENOTFOUND : CLEW_OK;
+    const clew_span_data **ptrs = NULL;
+    if (rc == CLEW_OK) {
+        t->trace_id = e->id;
+        t->meta.state = e->state;
+        t->meta.adjusted_count = e->adjusted_count;
+        ptrs = clew__arena_alloc(&t->arena, (size_t)e->n_spans * sizeof(*ptrs));
+        rc = ptrs != NULL ? CLEW_OK : CLEW_ENOMEM;
+    }
+    /* the meta's strings may be replaced by set_trace_meta: copied */
+    if (rc == CLEW_OK &&
+        ((rc = copy_str(&t->meta.kept_reason, e->kept_reason, e->kept_reason_len, &t->arena)) !=
+             CLEW_OK ||
+         (rc = copy_str(&t->meta.tenant, e->tenant, e->tenant_len, &t->arena)) != CLEW_OK)) {
+        ptrs = NULL;
+    }
+    if (rc == CLEW_OK) {
+        /* a stored span is never written again, and its resource, scope and the store-wide
+         * strings it points at live as long as the entry: the pointers are the view */
+        memcpy(ptrs, e->spans, (size_t)e->n_spans * sizeof(*ptrs));
+        t->spans = ptrs;
+        t->n_spans = e->n_spans;
+        e->pins++;
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    if (rc != CLEW_OK) {
+        clew__trace_result_free(t);
+        return rc;
+    }
+    sort_spans(ptrs, t->n_spans);
+    *out = t;
+    *pin = (clew_memory_pin *)e;
+    return CLEW_OK;
+}
+
+void clew__memory_store_unpin(clew_store *s, clew_memory_pin *pin)
+{
+    memory_store *ms = (memory_store *)s;
+    trace_entry *e = (trace_entry *)pin;
+    if (e == NULL) {
+        return;
+    }
+    pthread_rwlock_wrlock(&ms->lock);
+    if (--e->pins == 0 && e->unlinked) {
+        entry_free(ms, e);
+    }
+    pthread_rwlock_unlock(&ms->lock);
 }
 
 clew_status clew__memory_store_remove_trace(clew_store *s, const clew_trace_id *id,
