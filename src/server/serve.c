@@ -372,13 +372,15 @@ static clew_status create_embedded_store(serve_ctx *c)
     if (ec.fsync_interval_ms == 0) {
         ec.fsync_interval_ms = 1;
     }
-    /* a batch is re-encoded as protobuf, which is no larger than the body it came in
-     * (JSON or protobuf, limited after gunzip too); the WAL has a hard cap of its own */
+    /* a WAL record is the request's own protobuf, or the batch encoded as protobuf, which
+     * is no larger than the body it came in (JSON or protobuf, limited after gunzip too);
+     * the WAL has a hard cap of its own */
     uint64_t rec = c->cfg.max_request_body + 64 * 1024;
     ec.max_record_bytes = (size_t)(rec < CLEW_WAL_MAX_RECORD_SIZE ? rec : CLEW_WAL_MAX_RECORD_SIZE);
-    /* A cut holds up to about twice its chunk (the copies, the writer's work) beside the
-     * head: chunks of at most an eighth of the store budget, and a head budget that leaves
-     * room for two, keep head + cut within the store budget. */
+    /* A cut reads the head's traces in place but holds up to about twice its chunk in the
+     * writer's work (columns, pages, indexes) beside the head: chunks of at most an eighth
+     * of the store budget, and a head budget that leaves room for two, keep head + cut
+     * within the store budget. */
     uint64_t bs = c->cfg.block_size, eighth = c->budgets.store / 8;
     ec.block_size = (size_t)(eighth > 0 && bs > eighth ? eighth : bs);
     ec.head_max_bytes = (size_t)(c->budgets.store - 2 * (uint64_t)ec.block_size);
