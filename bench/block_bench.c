@@ -16,9 +16,22 @@
  * id per span): the size target names this shape, so the generator is its own here.
  *
  * Usage: block_bench [--spans N] [--level L] [--page-size BYTES] [--max-per-key K] [--dir DIR]
- *                    [--seed S] [--write-runs N] [--keep 1]
+ *                    [--seed S] [--write-runs N] [--keep 1] [--write-only 1] [--clone 1]
+ *                    [--distinct-spans N] [--share 1]
  * --write-runs N writes the block N times (default 1) and reports the median and the
- * fastest, wall and CPU time; --keep 1 leaves the block file in DIR/blocks/bench.block.
+ * fastest, wall and CPU time; --keep 1 leaves the block file in DIR/blocks/bench.block;
+ * --write-only 1 skips the OTLP baseline and the reads, so that a profile of the run shows
+ * the writer alone.
+ * Three options shape the input like what the server's cut hands the writer. Two change
+ * only where its strings live, not its content (the block is the same): --share 1 makes
+ * the values that repeat per service one shared string each, as the embedded store's head
+ * shares them (the cut hands the writer the head's own spans, so the writer can recognise
+ * them by address); --clone 1 deep-copies each trace on its own (strings, resources and
+ * scope: nothing shared between traces, the worst case for the writer's caches by address).
+ * --distinct-spans N generates about N spans and repeats those traces (deep copies) under
+ * new trace ids and start times up to --spans, as bench/ingest_load.c resends its
+ * pre-encoded requests: every value repeats across traces, the shape of the server's
+ * blocks under that load.
  * Exit status 0 on success, 1 on failure, 2 on bad usage. Single-threaded.
  */
 #include <inttypes.h>
@@ -167,6 +180,24 @@ static void make_resources(workload *w, uint64_t *rng)
     }
 }
 
+/* --share 1: the values that repeat per service are one string each, shared by every span
+ * that has them, as the embedded store's head shares the values that repeat (and as its cut
+ * hands them to the writer); otherwise every span has its own copy. */
+static bool g_share;
+static clew_str g_shared[N_SERVICES][4];
+
+static clew_str per_service(clew_arena *a, int svc, int which, const char *f)
+{
+    if (g_share && g_shared[svc][which].ptr != NULL) {
+        return g_shared[svc][which];
+    }
+    clew_str s = fmt(a, f, SERVICES[svc]);
+    if (g_share) {
+        g_shared[svc][which] = s;
+    }
+    return s;
+}
+
 static void span_attrs(clew_arena *a, clew_span_data *sp, int svc, clew_str request_id,
                        uint64_t *rng)
 {
@@ -178,9 +209,9 @@ static void span_attrs(clew_arena *a, clew_span_data *sp, int svc, clew_str requ
         kv_s(&kv[0], "http.request.method", lit(methods[below(rng, 4)]));
         kv_s(&kv[1], "url.path",
              fmt(a, "/api/v1/%s/%u", SERVICES[svc], (unsigned)below(rng, 1000000)));
-        kv_s(&kv[2], "http.route", fmt(a, "/api/v1/%s/{id}", SERVICES[svc]));
+        kv_s(&kv[2], "http.route", per_service(a, svc, 0, "/api/v1/%s/{id}"));
         kv_i(&kv[3], "http.response.status_code", err ? 503 : 200);
-        kv_s(&kv[4], "server.address", fmt(a, "%s.prod.svc.cluster.local", SERVICES[svc]));
+        kv_s(&kv[4], "server.address", per_service(a, svc, 1, "%s.prod.svc.cluster.local"));
         kv_i(&kv[5], "server.port", 8080);
         kv_s(&kv[6], "client.address",
              fmt(a, "10.%u.%u.%u", (unsigned)below(rng, 4), (unsigned)below(rng, 256),
@@ -192,8 +223,8 @@ static void span_attrs(clew_arena *a, clew_span_data *sp, int svc, clew_str requ
         static const char *const regions[] = {"eu-west-1", "us-east-1", "ap-south-1"};
         kv_s(&kv[0], "db.system", lit("postgresql"));
         kv_s(&kv[1], "db.statement", lit(SQL[below(rng, 20)]));
-        kv_s(&kv[2], "db.name", fmt(a, "%s_db", SERVICES[svc]));
-        kv_s(&kv[3], "code.function", fmt(a, "%s.handler.process_item", SERVICES[svc]));
+        kv_s(&kv[2], "db.name", per_service(a, svc, 2, "%s_db"));
+        kv_s(&kv[3], "code.function", per_service(a, svc, 3, "%s.handler.process_item"));
         kv_i(&kv[4], "thread.id", 1 + (int64_t)below(rng, 64));
         kv[5].key = lit("app.cache.hit");
         kv[5].value.type = CLEW_VALUE_BOOL;
@@ -268,22 +299,113 @@ static void make_trace(workload *w, clew_block_trace *bt, unsigned n, uint64_t t
     bt->meta.tenant = lit("");
 }
 
-static void make_workload(workload *w, size_t spans, uint64_t seed)
+/* Deep copy of trace `src` into `a`, with its own resources and scope (as a store that copies
+ * its traces out hands them over), under trace id `id` and shifted to start `shift` ns
+ * later. */
+static void clone_trace(clew_arena *a, clew_block_trace *dst, const clew_block_trace *src,
+                        const clew_trace_id *id, uint64_t shift)
+{
+    clew_span_data *spans = clew__arena_calloc(a, src->n_spans, sizeof(*spans));
+    const clew_span_data **ptrs = clew__arena_calloc(a, src->n_spans, sizeof(*ptrs));
+    clew_resource *res = clew__arena_calloc(a, N_SERVICES, sizeof(*res));
+    clew_scope *scope = clew__arena_calloc(a, 1, sizeof(*scope));
+    const clew_resource *res_src[N_SERVICES] = {NULL};
+    if (spans == NULL || ptrs == NULL || res == NULL || scope == NULL ||
+        clew__scope_clone(scope, src->spans[0]->scope, a) != CLEW_OK) {
+        fprintf(stderr, "block_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < src->n_spans; i++) {
+        const clew_span_data *sp = src->spans[i];
+        if (clew__span_clone(&spans[i], sp, a) != CLEW_OK) {
+            fprintf(stderr, "block_bench: out of memory\n");
+            exit(1);
+        }
+        spans[i].trace_id = *id;
+        spans[i].start_ns += shift;
+        spans[i].end_ns += shift;
+        spans[i].scope = scope;
+        size_t r = 0;
+        while (r < N_SERVICES && res_src[r] != NULL && res_src[r] != sp->resource) {
+            r++;
+        }
+        if (r < N_SERVICES && res_src[r] == NULL) {
+            res_src[r] = sp->resource;
+            if (clew__resource_clone(&res[r], sp->resource, a) != CLEW_OK) {
+                fprintf(stderr, "block_bench: out of memory\n");
+                exit(1);
+            }
+        }
+        spans[i].resource = &res[r];
+        ptrs[i] = &spans[i];
+    }
+    *dst = *src;
+    dst->trace_id = *id;
+    dst->spans = ptrs;
+}
+
+/* --distinct-spans and --clone: the traces beyond the first `n_distinct` repeat those under
+ * new ids, and with `clone` every trace is a deep copy of its own. */
+static void reshape_workload(workload *w, size_t spans, size_t n_distinct, bool clone,
+                             uint64_t *rng)
+{
+    size_t n_gen = w->n_traces;
+    if (n_distinct == 0 || n_distinct > n_gen) {
+        n_distinct = n_gen;
+    }
+    if (!clone && w->n_spans >= spans) {
+        return; /* nothing to repeat, nothing to copy */
+    }
+    clew_block_trace *out = clew__calloc(spans / MIN_SPANS + 1, sizeof(*out));
+    if (out == NULL) {
+        fprintf(stderr, "block_bench: out of memory\n");
+        exit(1);
+    }
+    size_t n = 0, total = 0;
+    uint64_t t0 = w->traces[0].spans[0]->start_ns;
+    while (total < spans && n < spans / MIN_SPANS + 1) {
+        const clew_block_trace *src = &w->traces[n % n_distinct];
+        clew_trace_id id = src->trace_id;
+        if (n >= n_distinct) {
+            for (int i = 0; i < 16; i += 8) {
+                uint64_t r = splitmix64(rng);
+                memcpy(&id.bytes[i], &r, 8);
+            }
+        }
+        uint64_t shift = t0 + (uint64_t)n * 1000000 - src->spans[0]->start_ns;
+        if (clone || n >= n_distinct) {
+            clone_trace(&w->arena, &out[n], src, &id, shift);
+        } else {
+            out[n] = *src;
+        }
+        total += src->n_spans;
+        n++;
+    }
+    clew__free(w->traces);
+    w->traces = out;
+    w->n_traces = n;
+    w->n_spans = total;
+}
+
+static void make_workload(workload *w, size_t spans, size_t n_distinct, bool clone, uint64_t seed)
 {
     memset(w, 0, sizeof(*w));
     clew__arena_init(&w->arena, 1u << 20, 0);
     uint64_t rng = seed;
     make_resources(w, &rng);
     size_t cap = spans / MIN_SPANS + 1;
+    size_t gen = n_distinct > 0 && n_distinct < spans ? n_distinct : spans;
     w->traces = clew__calloc(cap, sizeof(*w->traces));
     uint64_t t0 = 1700000000000000000ull;
-    while (w->n_spans < spans && w->n_traces < cap) {
+    while (w->n_spans < gen && w->n_traces < cap) {
         unsigned n = MIN_SPANS + (unsigned)below(&rng, MAX_SPANS - MIN_SPANS + 1);
         /* a steady stream of requests, 1 ms apart */
         make_trace(w, &w->traces[w->n_traces], n, t0 + (uint64_t)w->n_traces * 1000000, &rng);
         w->n_spans += n;
         w->n_traces++;
     }
+    size_t n_traces = w->n_traces;
+    reshape_workload(w, spans, gen < spans ? n_traces : 0, clone, &rng);
 }
 
 /* ---- the baseline ---- */
@@ -379,10 +501,75 @@ static uint64_t cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The unindexed keys, then get-trace and search latencies on the block at `path`; 0 on
+ * success. */
+static int run_reads(const workload *wl, const char *path, uint64_t seed)
+{
+    clew_error err;
+    memset(&err, 0, sizeof(err));
+    clew_status rc;
+    clew_block *b = NULL;
+    if (clew__block_open(clew__fileio_posix(), path, &b, &err) != CLEW_OK) {
+        fprintf(stderr, "block_bench: open failed: %s\n", err.msg);
+        return 1;
+    }
+    clew_name_list *un = NULL;
+    if (clew__block_unindexed_keys(b, &un, &err) == CLEW_OK) {
+        printf("  keys not fully indexed:");
+        for (size_t i = 0; i < un->n; i++) {
+            printf(" %.*s", (int)un->names[i].len, un->names[i].ptr);
+        }
+        printf("%s\n", un->n ? "" : " none");
+        clew__name_list_free(un);
+    }
+    printf("reads (one block, warm page cache):\n");
+    size_t runs = 2000;
+    uint64_t *ns = clew__calloc(runs, sizeof(*ns));
+    uint64_t rng = seed ^ 0x5555;
+    for (size_t i = 0; i < runs; i++) {
+        const clew_block_trace *bt = &wl->traces[below(&rng, wl->n_traces)];
+        clew_trace_result *r = NULL;
+        uint64_t s0 = clew__now_mono_ns();
+        rc = clew__block_get_trace(b, &bt->trace_id, &r, &err);
+        ns[i] = clew__now_mono_ns() - s0;
+        if (rc != CLEW_OK || r->n_spans != bt->n_spans) {
+            fprintf(stderr, "block_bench: get_trace failed: %s\n", err.msg);
+            return 1;
+        }
+        clew__trace_result_free(r);
+    }
+    report_latency("get trace by id", ns, runs);
+    clew__free(ns);
+
+    clew_search_query q;
+    memset(&q, 0, sizeof(q));
+    q.service = lit("payment");
+    time_search(b, "search service=payment", &q, 200);
+    q.operation = wl->ops[3][0];
+    time_search(b, "search service+operation", &q, 200);
+    memset(&q, 0, sizeof(q));
+    q.tags[0].key = lit("db.statement");
+    q.tags[0].value = lit(SQL[7]);
+    q.n_tags = 1;
+    time_search(b, "search db.statement (no service)", &q, 200);
+    /* a user id that exists: the first span attribute of a known trace */
+    const clew_span_data *sp = wl->traces[wl->n_traces / 2].spans[0];
+    q.tags[0].key = lit("enduser.id");
+    q.tags[0].value = sp->attrs.items[8].value.u.s;
+    time_search(b, "search enduser.id (no service)", &q, 20);
+    q.tags[0].key = lit("http.response.status_code");
+    q.tags[0].value = lit("503");
+    q.service = lit("checkout");
+    time_search(b, "search service + status 503", &q, 50);
+    clew__block_close(b);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: block_bench [--spans N] [--level L] [--page-size BYTES] "
-                    "[--max-per-key K] [--dir DIR] [--seed S] [--write-runs N] [--keep 1]\n");
+                    "[--max-per-key K] [--dir DIR] [--seed S] [--write-runs N] [--keep 1] "
+                    "[--write-only 1] [--clone 1] [--distinct-spans N] [--share 1]\n");
     exit(2);
 }
 
@@ -395,6 +582,9 @@ int main(int argc, char **argv)
     uint64_t seed = 42;
     size_t write_runs = 1;
     bool keep = false;
+    bool write_only = false;
+    bool clone = false;
+    size_t n_distinct = 0;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) {
@@ -423,6 +613,14 @@ int main(int argc, char **argv)
             write_runs = (size_t)v;
         } else if (strcmp(argv[i], "--keep") == 0) {
             keep = v != 0;
+        } else if (strcmp(argv[i], "--write-only") == 0) {
+            write_only = v != 0;
+        } else if (strcmp(argv[i], "--share") == 0) {
+            g_share = v != 0;
+        } else if (strcmp(argv[i], "--clone") == 0) {
+            clone = v != 0;
+        } else if (strcmp(argv[i], "--distinct-spans") == 0) {
+            n_distinct = (size_t)v;
         } else {
             usage();
         }
@@ -442,19 +640,21 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/bench.block", blocks);
 
     workload w;
-    make_workload(&w, spans, seed);
+    make_workload(&w, spans, n_distinct, clone, seed);
     clew_block_write_options opt = {
         .zstd_level = level, .max_values_per_key = max_per_key, .page_size = page_size};
-    int zl = level ? level : 6;
+    int zl = level ? level : 2; /* the writer's default */
     printf("workload: %zu spans in %zu traces, %d services, %d operations, %d attributes/span\n",
            w.n_spans, w.n_traces, N_SERVICES, N_SERVICES * OPS_PER_SERVICE, SPAN_ATTRS);
 
-    size_t raw = 0;
-    size_t base = otlp_zstd_bytes(&w, zl, &raw);
-    printf("OTLP protobuf:                 %10zu bytes  %7.1f B/span\n", raw,
-           (double)raw / (double)w.n_spans);
-    printf("OTLP protobuf + zstd -%-2d:      %10zu bytes  %7.1f B/span  (512-span requests)\n", zl,
-           base, (double)base / (double)w.n_spans);
+    if (!write_only) {
+        size_t raw = 0;
+        size_t base = otlp_zstd_bytes(&w, zl, &raw);
+        printf("OTLP protobuf:                 %10zu bytes  %7.1f B/span\n", raw,
+               (double)raw / (double)w.n_spans);
+        printf("OTLP protobuf + zstd -%-2d:      %10zu bytes  %7.1f B/span  (512-span requests)\n",
+               zl, base, (double)base / (double)w.n_spans);
+    }
 
     clew_error err;
     memset(&err, 0, sizeof(err));
@@ -522,60 +722,9 @@ int main(int argc, char **argv)
                (double)n / (double)w.n_spans);
     }
 
-    clew_block *b = NULL;
-    if (clew__block_open(clew__fileio_posix(), path, &b, &err) != CLEW_OK) {
-        fprintf(stderr, "block_bench: open failed: %s\n", err.msg);
+    if (!write_only && run_reads(&w, path, seed) != 0) {
         return 1;
     }
-    clew_name_list *un = NULL;
-    if (clew__block_unindexed_keys(b, &un, &err) == CLEW_OK) {
-        printf("  keys not fully indexed:");
-        for (size_t i = 0; i < un->n; i++) {
-            printf(" %.*s", (int)un->names[i].len, un->names[i].ptr);
-        }
-        printf("%s\n", un->n ? "" : " none");
-        clew__name_list_free(un);
-    }
-    printf("reads (one block, warm page cache):\n");
-    size_t runs = 2000;
-    uint64_t *ns = clew__calloc(runs, sizeof(*ns));
-    uint64_t rng = seed ^ 0x5555;
-    for (size_t i = 0; i < runs; i++) {
-        const clew_block_trace *bt = &w.traces[below(&rng, w.n_traces)];
-        clew_trace_result *r = NULL;
-        uint64_t s0 = clew__now_mono_ns();
-        rc = clew__block_get_trace(b, &bt->trace_id, &r, &err);
-        ns[i] = clew__now_mono_ns() - s0;
-        if (rc != CLEW_OK || r->n_spans != bt->n_spans) {
-            fprintf(stderr, "block_bench: get_trace failed: %s\n", err.msg);
-            return 1;
-        }
-        clew__trace_result_free(r);
-    }
-    report_latency("get trace by id", ns, runs);
-    clew__free(ns);
-
-    clew_search_query q;
-    memset(&q, 0, sizeof(q));
-    q.service = lit("payment");
-    time_search(b, "search service=payment", &q, 200);
-    q.operation = w.ops[3][0];
-    time_search(b, "search service+operation", &q, 200);
-    memset(&q, 0, sizeof(q));
-    q.tags[0].key = lit("db.statement");
-    q.tags[0].value = lit(SQL[7]);
-    q.n_tags = 1;
-    time_search(b, "search db.statement (no service)", &q, 200);
-    /* a user id that exists: the first span attribute of a known trace */
-    const clew_span_data *sp = w.traces[w.n_traces / 2].spans[0];
-    q.tags[0].key = lit("enduser.id");
-    q.tags[0].value = sp->attrs.items[8].value.u.s;
-    time_search(b, "search enduser.id (no service)", &q, 20);
-    q.tags[0].key = lit("http.response.status_code");
-    q.tags[0].value = lit("503");
-    q.service = lit("checkout");
-    time_search(b, "search service + status 503", &q, 50);
-    clew__block_close(b);
     if (keep) {
         printf("block kept: %s\n", path);
     } else {

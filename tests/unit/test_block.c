@@ -3,8 +3,9 @@
  * read back every trace, get of absent ids (bloom false positives too), search compared
  * with the memory store's answers, unindexed keys, name lists, large traces and numbered
  * values, a checksum failure in every
- * section and page, truncation at every offset, version mismatch, and power loss at each
- * crash point of the writer.
+ * section and page, truncation at every offset, version mismatch, power loss at each
+ * crash point of the writer, and the same block whether the input shares its strings or
+ * copies them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1170,6 +1171,120 @@ static void out_of_memory(void **state)
     corpus_deinit(&c);
 }
 
+/* ---- where the input's strings live ---- */
+
+/* A deep copy of the corpus's traces: every trace with its own strings, resources and
+ * scopes, as a store that copies traces out of its memory hands them to the writer. */
+static clew_block_trace *clone_traces(const corpus *c, clew_arena *a)
+{
+    clew_block_trace *out = clew__arena_calloc(a, c->n_traces, sizeof(*out));
+    assert_non_null(out);
+    for (size_t t = 0; t < c->n_traces; t++) {
+        const clew_block_trace *src = &c->traces[t];
+        clew_span_data *spans = clew__arena_calloc(a, src->n_spans, sizeof(*spans));
+        const clew_span_data **ptrs = clew__arena_calloc(a, src->n_spans, sizeof(*ptrs));
+        clew_resource *res = clew__arena_calloc(a, N_RES, sizeof(*res));
+        clew_scope *sc = clew__arena_calloc(a, N_SCOPES, sizeof(*sc));
+        assert_true(spans != NULL && ptrs != NULL && res != NULL && sc != NULL);
+        for (int i = 0; i < N_RES; i++) {
+            assert_int_equal(clew__resource_clone(&res[i], &c->res[i], a), CLEW_OK);
+        }
+        for (int i = 0; i < N_SCOPES; i++) {
+            assert_int_equal(clew__scope_clone(&sc[i], &c->scopes[i], a), CLEW_OK);
+        }
+        for (size_t i = 0; i < src->n_spans; i++) {
+            const clew_span_data *sp = src->spans[i];
+            assert_int_equal(clew__span_clone(&spans[i], sp, a), CLEW_OK);
+            spans[i].resource = &res[sp->resource - c->res];
+            spans[i].scope = &sc[sp->scope - c->scopes];
+            ptrs[i] = &spans[i];
+        }
+        out[t] = *src;
+        out[t].spans = ptrs;
+        out[t].meta.kept_reason =
+            clew__arena_strdup(a, src->meta.kept_reason.ptr, src->meta.kept_reason.len);
+        out[t].meta.tenant = clew__arena_strdup(a, src->meta.tenant.ptr, src->meta.tenant.len);
+    }
+    return out;
+}
+
+/* Makes equal strings one string, as a store that shares the values that repeat does; a
+ * few values become views of the start of another one (the same address, a shorter
+ * length). */
+static void share_strings(corpus *c)
+{
+    clew_str seen[512];
+    size_t n_seen = 0;
+    for (size_t t = 0; t < c->n_traces; t++) {
+        for (size_t i = 0; i < c->traces[t].n_spans; i++) {
+            clew_span_data *sp = (clew_span_data *)c->traces[t].spans[i];
+            clew_str *strs[3] = {&sp->name, NULL, NULL};
+            for (uint32_t k = 0; k < sp->attrs.n; k++) {
+                clew_kv *kv = &sp->attrs.items[k];
+                strs[1] = &kv->key;
+                strs[2] = kv->value.type == CLEW_VALUE_STRING ? &kv->value.u.s : NULL;
+                for (int j = 1; j < 3; j++) {
+                    size_t x = 0;
+                    while (strs[j] != NULL && x < n_seen && !str_eq(seen[x], *strs[j])) {
+                        x++;
+                    }
+                    if (strs[j] != NULL && x < n_seen) {
+                        *strs[j] = seen[x];
+                    } else if (strs[j] != NULL && n_seen < 512) {
+                        seen[n_seen++] = *strs[j];
+                    }
+                }
+                if (kv->value.type == CLEW_VALUE_STRING && kv->value.u.s.len > 4 && t % 3 == 1 &&
+                    str_eq(kv->key, L("user.id"))) {
+                    kv->value.u.s.len = 4; /* "user" at the address of "user-N" */
+                }
+            }
+        }
+    }
+}
+
+/* The block depends on the traces' content only: not on which of their strings, resources
+ * and scopes are one object and which are copies (the writer finds repeats by address
+ * first), nor on a string at the address of a longer one. */
+static void same_block_wherever_strings_live(void **state)
+{
+    (void)state;
+    for (int shared = 0; shared < 2; shared++) {
+        corpus c;
+        corpus_init(&c, 120, 21);
+        if (shared) {
+            share_strings(&c);
+        }
+        tmpdir t;
+        tmpdir_make(&t);
+        write_block(&t, &c, NULL);
+        size_t n1, n2;
+        uint8_t *b1 = slurp(t.path, &n1);
+        corpus copy = c;
+        clew_arena a;
+        clew__arena_init(&a, 64 * 1024, 0);
+        copy.traces = clone_traces(&c, &a);
+        write_block(&t, &copy, NULL);
+        uint8_t *b2 = slurp(t.path, &n2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(b1, b2, n1);
+        /* and the block reads back as the content it was given */
+        clew_block *b = open_block(&t);
+        clew_error err;
+        clew_trace_result *r = NULL;
+        assert_int_equal(clew__block_get_trace(b, &c.traces[4].trace_id, &r, &err), CLEW_OK);
+        assert_int_equal(r->n_spans, c.traces[4].n_spans);
+        clew__trace_result_free(r);
+        assert_int_equal(clew__block_verify(b, &err), CLEW_OK);
+        clew__block_close(b);
+        clew__free(b1);
+        clew__free(b2);
+        clew__arena_deinit(&a);
+        tmpdir_remove(&t);
+        corpus_deinit(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1186,6 +1301,7 @@ int main(void)
         cmocka_unit_test(version_mismatch),
         cmocka_unit_test(crash_points),
         cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(same_block_wherever_strings_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

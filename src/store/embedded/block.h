@@ -49,7 +49,7 @@ typedef struct clew_block_write_options {
     /* estimated uncompressed attribute bytes per page before it is cut; 0 = 256 KiB. Larger
      * pages compress better; get-trace decompresses one page. */
     size_t page_size;
-    int zstd_level;           /* 0 = 6 */
+    int zstd_level;           /* 0 = 2 */
     size_t max_indexed_value; /* longer attribute values are not indexed; 0 = 256 bytes */
     /* a key with more distinct values in the block than this, or than the block has traces
      * (at least 1024), is not indexed (searches on it scan); 0 = 50000 */

@@ -14,6 +14,18 @@
  * (a_key, a_val), and everything after that (page dictionaries, value forms, search terms)
  * works on those ids. Search terms go through a hash table from term hash to a dense id, so
  * the postings are built by counting instead of sorting every (term, trace) pair.
+ *
+ * What else keeps the CPU per span down (bench/block_bench.c measures it):
+ *   - the head shares resources, scopes, span names and the string values that repeat, so
+ *     each is first looked up by address (pcache, vcache, ncache) and hashed only when that
+ *     misses; a resource the address misses is compared with the last one of the same
+ *     service before its attributes are hashed;
+ *   - the resource and scope of each span are found once, in pass 1 (s_res, s_scope);
+ *   - the values are counted in input order (the order of the spans in memory, usually),
+ *     not in trace id order;
+ *   - once the VALUES dictionary is fixed, a_val refers to it directly (mark_values), so
+ *     the page passes look up only the strings outside it; a page's strings are counted as
+ *     its traces are queued, not in another walk when it is cut.
  */
 #include "store/embedded/block.h"
 
@@ -21,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* the writer hashes millions of short strings: inlined, XXH3 skips the call and its
+ * dispatch on the length (same function, same values as the library's) */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -28,8 +43,10 @@
 #include "common/buf.h"
 #include "store/embedded/block_format.h"
 
-#define DEFAULT_PAGE_SIZE   (256u * 1024u)
-#define DEFAULT_ZSTD_LEVEL  6
+#define DEFAULT_PAGE_SIZE (256u * 1024u)
+/* zstd -2 rather than -6: pages come out about 5% larger, and their compression takes a
+ * third of the time it did (it was a quarter of the writer's CPU) */
+#define DEFAULT_ZSTD_LEVEL  2
 #define DEFAULT_MAX_VALUE   256u
 #define DEFAULT_MAX_PER_KEY 50000u
 
@@ -76,13 +93,43 @@ static uint64_t str_hash(clew_str s)
     return XXH3_64bits(s.ptr != NULL ? s.ptr : "", s.len);
 }
 
+/* Whether n bytes at a and b are equal: the same pointer (the head shares strings) or,
+ * for the short strings that most keys and values are, two overlapping loads each side
+ * instead of a call to memcmp. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (a == b || n == 0) {
+        return true;
+    }
+    if (n >= 8 && n <= 16) {
+        uint64_t a0, b0, a1, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&a1, a + n - 8, 8);
+        memcpy(&b1, b + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t a0, b0, a1, b1;
+        memcpy(&a0, a, 4);
+        memcpy(&b0, b, 4);
+        memcpy(&a1, a + n - 4, 4);
+        memcpy(&b1, b + n - 4, 4);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (n < 4) {
+        /* positions 0, n / 2 and n - 1 cover every byte of 1 to 3 */
+        return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 static bool itab_eq(const itab *t, uint32_t id, const void *obj)
 {
     switch (t->kind) {
     case ITAB_STR: {
         const clew_str *s = obj;
-        return t->strs[id].len == s->len &&
-               (s->len == 0 || memcmp(t->strs[id].ptr, s->ptr, s->len) == 0);
+        return t->strs[id].len == s->len && same_bytes(t->strs[id].ptr, s->ptr, s->len);
     }
     case ITAB_RESOURCE:
         return clew__resource_equal(t->objs[id], obj);
@@ -95,8 +142,8 @@ static bool itab_eq(const itab *t, uint32_t id, const void *obj)
 static clew_status itab_grow(itab *t)
 {
     if (t->n + 1 > t->cap) {
-        if (t->cap > UINT32_MAX / 4) {
-            return CLEW_ENOMEM;
+        if (t->cap > UINT32_MAX / 8) {
+            return CLEW_ENOMEM; /* ids stay below 2^30: a_val keeps two flag bits */
         }
         uint32_t cap = t->cap ? t->cap * 2 : 64;
         uint64_t *h = clew__realloc(t->hashes, cap * sizeof(*h));
@@ -136,38 +183,6 @@ static clew_status itab_grow(itab *t)
         t->slots = slots;
         t->n_slots = ns;
     }
-    return CLEW_OK;
-}
-
-/* Sizes an empty table for about `n` entries, and its slots for `n_slots` (rounded up to a
- * power of two), so that a large block does not rehash and copy its way up. */
-static clew_status itab_reserve(itab *t, size_t n, size_t n_slots)
-{
-    if (t->n != 0 || n > UINT32_MAX / 4) {
-        return CLEW_OK;
-    }
-    size_t ns = 128;
-    while (ns < n_slots) {
-        ns *= 2;
-    }
-    uint64_t *h = clew__realloc(t->hashes, n * sizeof(*h));
-    if (h == NULL) {
-        return CLEW_ENOMEM;
-    }
-    t->hashes = h;
-    clew_str *st = clew__realloc(t->strs, n * sizeof(*st));
-    if (st == NULL) {
-        return CLEW_ENOMEM;
-    }
-    t->strs = st;
-    t->cap = (uint32_t)n;
-    uint64_t *slots = clew__calloc(ns, sizeof(*slots));
-    if (slots == NULL) {
-        return CLEW_ENOMEM;
-    }
-    clew__free(t->slots);
-    t->slots = slots;
-    t->n_slots = ns;
     return CLEW_OK;
 }
 
@@ -251,6 +266,14 @@ static clew_status itab_put(itab *t, const void *obj, uint32_t *out_id, bool *ou
  * attribute array `a_val`, never by hashing its text again. */
 
 #define NONE32 UINT32_MAX
+/* a_val once the VALUES dictionary is fixed (mark_values; gc ids and indexes stay below
+ * 2^30, see itab_grow): a string in it is AV_VALUES | its index there; a string that occurs
+ * once in the block is AV_ONCE | the gc id of its skeleton (AV_NOSKEL: none); any other
+ * string keeps its gc id. NONE32 has both bits. */
+#define AV_VALUES 0x80000000u
+#define AV_ONCE   0x40000000u
+#define AV_FLAGS  (AV_VALUES | AV_ONCE)
+#define AV_NOSKEL (AV_ONCE - 1u)
 
 /* skel[] values: not computed yet, no skeleton (no digits, too many runs, empty) */
 #define SKEL_UNKNOWN 0u
@@ -264,7 +287,7 @@ typedef struct gent {
     uint32_t ntr;   /* distinct traces it occurs in */
     uint32_t last;  /* the last trace (ordinal + 1) it occurred in */
     uint32_t skel;  /* id of its skeleton + 2, or SKEL_UNKNOWN / SKEL_NONE */
-    uint32_t tkey;  /* sorted key id + 1 that `tid` was computed for, 0 = none */
+    uint32_t tkey;  /* key id + 1 (first-seen) that `tid` was computed for, 0 = none */
     uint32_t tid;   /* search term id of (tkey, this string), NONE32 = not indexed */
     uint32_t pmap;  /* entry in the page table + 1 while a page is cut, 0 = none */
 } gent;
@@ -281,22 +304,6 @@ static void ctab_deinit(ctab *c)
     c->e = NULL;
     itab_deinit(&c->t);
     c->cap = 0;
-}
-
-/* Sizes an empty string table for `n` entries (see itab_reserve). */
-static clew_status ctab_reserve(ctab *c, size_t n, size_t n_slots)
-{
-    clew_status rc = itab_reserve(&c->t, n, n_slots);
-    if (rc != CLEW_OK || c->t.cap <= c->cap) {
-        return rc;
-    }
-    gent *e = clew__realloc(c->e, c->t.cap * sizeof(*e));
-    if (e == NULL) {
-        return CLEW_ENOMEM;
-    }
-    c->e = e;
-    c->cap = c->t.cap;
-    return CLEW_OK;
 }
 
 /* Makes room for id and zeroes a new entry's fields. */
@@ -385,26 +392,42 @@ static uint32_t ctab_assign(ctab *c, uint32_t min)
  * scope pointers, so most lookups skip hashing the attributes. */
 #define PCACHE_SIZE 256
 
+/* Behind it, a direct-mapped cache from the hash of a resource's service name (a scope's
+ * name) to the id last interned under it: when every trace comes with its own copies (a
+ * compaction reads its traces back from blocks), the pointers change from trace to trace
+ * while the content repeats. A hit costs a short hash and one comparison instead of hashing
+ * every attribute. */
+#define CCACHE_SIZE 1024
+
 typedef struct pcache {
     const void *ptr[PCACHE_SIZE];
     uint32_t id[PCACHE_SIZE];
+    uint32_t by_name[CCACHE_SIZE]; /* id + 1, 0 = empty */
 } pcache;
 
 static clew_status itab_put_cached(itab *t, pcache *c, const void *obj, uint32_t *out_id,
                                    bool *out_new)
 {
     size_t slot = ((uintptr_t)obj >> 4) & (PCACHE_SIZE - 1);
+    *out_new = false;
     if (c->ptr[slot] == obj) {
         *out_id = c->id[slot];
-        if (out_new != NULL) {
-            *out_new = false;
-        }
         return CLEW_OK;
     }
-    clew_status rc = itab_put(t, obj, out_id, out_new);
+    clew_str name =
+        t->kind == ITAB_RESOURCE ? clew__resource_service(obj) : ((const clew_scope *)obj)->name;
+    size_t ns = str_hash(name) & (CCACHE_SIZE - 1);
+    uint32_t cand = c->by_name[ns];
+    clew_status rc = CLEW_OK;
+    if (cand != 0 && itab_eq(t, cand - 1, obj)) {
+        *out_id = cand - 1;
+    } else {
+        rc = itab_put(t, obj, out_id, out_new);
+    }
     if (rc == CLEW_OK) {
         c->ptr[slot] = obj;
         c->id[slot] = *out_id;
+        c->by_name[ns] = *out_id + 1;
     }
     return rc;
 }
@@ -431,6 +454,8 @@ typedef struct summary {
      * terms (recorded when it is written) */
     size_t occ_first, occ2_first;
     uint32_t occ_n, occ2_n;
+    size_t est; /* rough raw size: 32 a span, 2 + the value's length (8 if not a string) an
+                 * attribute; counted in count_global, where the attributes are read anyway */
 } summary;
 
 /* Per STRINGS id of a span name: its search terms and the last operation recorded. */
@@ -457,6 +482,24 @@ typedef struct fixed_term {
 
 #define FIXED_TERMS_LOG 12
 
+/* A direct-mapped cache from a value string's address and length to its gc id: the head
+ * shares the strings of the values that repeat (a route, a user agent), so most of them
+ * are found here without hashing or comparing their text. The input is borrowed and
+ * unchanged while the writer runs, so the same address and length is the same string. */
+typedef struct vcache_ent {
+    const char *ptr;
+    uint32_t len;
+    uint32_t id;
+} vcache_ent;
+
+#define VCACHE_LOG  12
+#define NCACHE_SIZE 256u
+
+static size_t vcache_slot(const char *p)
+{
+    return (size_t)(((uintptr_t)p * 0x9e3779b97f4a7c15ull) >> (64 - VCACHE_LOG));
+}
+
 /* Letters of the indexed value forms, for the per-key seed cache. */
 #define N_LETTERS 5
 
@@ -477,7 +520,7 @@ typedef struct writer {
     pcache res_cache, scope_cache;
     uint32_t *key_remap; /* first-seen id -> sorted id */
     uint32_t *key_order; /* sorted id -> first-seen id */
-    uint8_t *key_flags;  /* by sorted id */
+    uint8_t *key_flags;  /* by first-seen id during the walk, by sorted id after */
     uint32_t *svc_remap, *svc_order;
     uint32_t *res_service; /* resource id -> sorted service index */
 
@@ -494,38 +537,49 @@ typedef struct writer {
      * are attr_base[span] .. attr_base[span + 1]. */
     size_t *span_base;
     size_t *attr_base;
-    size_t n_spans_in, n_attrs, n_str_values;
-    uint32_t *a_key; /* key id: first-seen in pass 1, sorted afterwards */
-    uint32_t *a_val; /* gc id of a string value, NONE32 for other types */
+    size_t n_spans_in, n_attrs, cap_attrs; /* n_attrs: so far, while the spans are walked */
+    uint32_t *a_key;                       /* key id: first-seen in pass 1, sorted afterwards */
+    /* gc id of a string value, NONE32 for other types; once the VALUES dictionary is
+     * fixed, flagged as AV_VALUES says */
+    uint32_t *a_val;
     /* by span_base[trace] + position in start order */
     uint32_t *s_idx;  /* the span's index in its trace */
     uint32_t *s_par;  /* its code in the parents column */
     uint32_t *s_name; /* STRINGS id of its name */
+    /* by global span index (input order): resource and scope ids, found in pass 1 */
+    uint32_t *s_res, *s_scope;
 
     /* search terms: a hash table from term hash to a dense term id; a trace's distinct
      * terms are appended to occ (see summary) */
     uint64_t *tt_hash;
-    uint32_t *tt_key;  /* sorted key id of an attribute term, NONE32 otherwise */
+    uint32_t *tt_key;  /* key id of an attribute term (as key_flags), NONE32 otherwise */
     uint32_t *tt_last; /* last ordinal + 1 the term was seen in */
     uint32_t *tt_cnt;  /* distinct traces */
     struct term_slot *tt_slots;
     size_t n_tt, cap_tt, n_tt_slots;
-    uint32_t *key_distinct; /* per sorted key: its attribute terms so far */
+    /* per key, by first-seen id while the spans are walked (key_flags by sorted id after) */
+    uint32_t *key_distinct; /* its attribute terms so far */
+    size_t cap_keys;        /* of key_flags, key_distinct, kseed / N_LETTERS, kseed_ok */
     size_t key_cap;         /* more distinct values than this: the key is UNINDEXED */
     uint32_t *occ;
     size_t n_occ, cap_occ;
-    uint64_t *kseed;    /* per sorted key and letter: the seed of its attribute terms */
+    uint64_t *kseed;    /* per key and letter: the seed of its attribute terms */
     uint8_t *kseed_ok;  /* same index: 1 when computed */
     uint32_t *svc_term; /* per sorted service: SERVICE term id + 1 */
     fixed_term *fixed_terms;
-    name_cache *names; /* by STRINGS id */
+    vcache_ent *vcache;             /* 1 << VCACHE_LOG entries */
+    vcache_ent ncache[NCACHE_SIZE]; /* span names */
+    name_cache *names;              /* by STRINGS id */
     size_t cap_names;
     uint32_t *res_tfirst, *res_tn; /* per resource: its terms in res_terms, n = NONE32 unset */
+    size_t cap_res;
     uint32_t *res_terms;
     size_t n_res_terms, cap_res_terms;
 
-    op_triple *ops;
+    op_triple *ops; /* distinct (op_slots finds them) */
     size_t n_ops, cap_ops;
+    uint32_t *op_slots; /* index in ops + 1, 0 = empty; a power of two, at least 2 n_ops */
+    size_t n_op_slots;
 
     /* the page being filled: its traces (ordinals) wait here until the page is cut, so
      * that its dictionary can hold exactly the strings that repeat inside it */
@@ -606,8 +660,7 @@ static clew_status intern_attr_keys(writer *w, const clew_attrs *a, uint32_t *ou
         clew_str k = a->items[i].key;
         uint32_t id;
         if (prev != NULL && i < prev->n && prev->items[i].key.len == k.len &&
-            (k.len == 0 || prev->items[i].key.ptr == k.ptr ||
-             memcmp(prev->items[i].key.ptr, k.ptr, k.len) == 0)) {
+            same_bytes(prev->items[i].key.ptr, k.ptr, k.len)) {
             id = prev_ids[i];
         } else {
             clew_status rc = itab_put(&w->keys, &k, &id, NULL);
@@ -629,6 +682,9 @@ static clew_status pass1_span(writer *w, const clew_span_data *sp, size_t gs,
     uint32_t id;
     bool is_new;
     clew_status rc = itab_put_cached(&w->resources, &w->res_cache, sp->resource, &id, &is_new);
+    if (rc == CLEW_OK) {
+        w->s_res[gs] = id;
+    }
     if (rc == CLEW_OK && is_new) {
         clew_str svc = clew__resource_service(sp->resource);
         uint32_t sid;
@@ -640,11 +696,11 @@ static clew_status pass1_span(writer *w, const clew_span_data *sp, size_t gs,
     if (rc == CLEW_OK) {
         rc = itab_put_cached(&w->scopes, &w->scope_cache, sp->scope, &id, &is_new);
     }
+    if (rc == CLEW_OK) {
+        w->s_scope[gs] = id;
+    }
     if (rc == CLEW_OK && is_new) {
         rc = intern_attr_keys(w, &sp->scope->attrs, NULL, NULL, NULL);
-    }
-    for (uint32_t k = 0; k < sp->attrs.n; k++) {
-        w->n_str_values += sp->attrs.items[k].value.type == CLEW_VALUE_STRING;
     }
     if (rc == CLEW_OK) {
         rc = intern_attr_keys(w, &sp->attrs, &w->a_key[w->attr_base[gs]],
@@ -714,6 +770,24 @@ static clew_status str_id(writer *w, clew_str s, uint32_t *out)
     return itab_put(&w->strings, &s, out, NULL);
 }
 
+/* str_id of a span name, through a cache by address like the values' (the head shares the
+ * names of its operations). */
+static clew_status name_id(writer *w, clew_str s, uint32_t *out)
+{
+    vcache_ent *ve = &w->ncache[vcache_slot(s.ptr) & (NCACHE_SIZE - 1)];
+    if (ve->ptr == s.ptr && ve->len == s.len && s.ptr != NULL) {
+        *out = ve->id;
+        return CLEW_OK;
+    }
+    clew_status rc = str_id(w, s, out);
+    if (rc == CLEW_OK && s.len <= UINT32_MAX) {
+        ve->ptr = s.ptr;
+        ve->len = (uint32_t)s.len;
+        ve->id = *out;
+    }
+    return rc;
+}
+
 /* ---- search terms ----
  *
  * A term is met once per span that has it, so terms are kept in a hash table from the term
@@ -721,8 +795,8 @@ static clew_status str_id(writer *w, clew_str s, uint32_t *out)
  * hashes themselves are cached where they repeat: per value string and key, per service,
  * per span name, per resource. */
 
-/* The id of the term with hash h; `key` is the sorted key id of an attribute term, NONE32
- * for the others. */
+/* The id of the term with hash h; `key` is the key id of an attribute term (first-seen: terms
+ * are made during the walk over the spans), NONE32 for the others. */
 static clew_status term_get(writer *w, uint64_t h, uint32_t key, uint32_t *out)
 {
     if (w->n_tt_slots > 0) {
@@ -825,9 +899,9 @@ static unsigned letter_slot(unsigned letter)
     }
 }
 
-/* The term id of attribute (sorted key kid, value v), NONE32 when the value is not indexed;
- * `gid` is the value's gc id for a string (its term is then cached), else NONE32. Sets the
- * key's PARTIAL flag as block.md says. */
+/* The term id of attribute (key kid, first-seen, value v), NONE32 when the value is not
+ * indexed; `gid` is the value's gc id for a string (its term is then cached), else NONE32.
+ * Sets the key's PARTIAL flag as block.md says. */
 static clew_status attr_term(writer *w, uint32_t kid, const clew_value *v, uint32_t gid,
                              uint32_t *out)
 {
@@ -857,7 +931,7 @@ static clew_status attr_term(writer *w, uint32_t kid, const clew_value *v, uint3
         /* clew__blk_term_hash with the first half (the key) cached per key and letter */
         size_t slot = (size_t)kid * N_LETTERS + letter_slot(letter);
         if (!w->kseed_ok[slot]) {
-            clew_str key = w->keys.strs[w->key_order[kid]];
+            clew_str key = w->keys.strs[kid];
             w->kseed[slot] = XXH3_64bits_withSeed(key.ptr != NULL ? key.ptr : "", key.len,
                                                   BLK_TERM_ATTR | letter << 8);
             w->kseed_ok[slot] = 1;
@@ -899,7 +973,7 @@ static clew_status resource_terms(writer *w, uint32_t rid, const clew_resource *
         for (uint32_t i = 0; rc == CLEW_OK && i < r->attrs.n; i++) {
             const clew_kv *kv = &r->attrs.items[i];
             uint32_t kid, t;
-            rc = key_sorted(w, kv->key, &kid);
+            rc = itab_put(&w->keys, &kv->key, &kid, NULL); /* first-seen id, see run() */
             if (rc == CLEW_OK) {
                 rc = attr_term(w, kid, &kv->value, NONE32, &t);
             }
@@ -939,8 +1013,49 @@ static clew_status name_entry(writer *w, uint32_t sid, name_cache **out)
     return CLEW_OK;
 }
 
+static size_t op_hash(uint32_t service, uint32_t name, uint32_t kind)
+{
+    uint64_t h = ((uint64_t)service << 32 | name) * 0x9e3779b97f4a7c15ull;
+    return (size_t)((h ^ (h >> 29) ^ kind) * 0xbf58476d1ce4e5b9ull >> 20);
+}
+
+/* Adds an operation unless it is there already: span names are often shared by several
+ * services (name_cache remembers one), and a list of every span's operation to sort and
+ * deduplicate at the end cost as much as a large part of the pages. */
 static clew_status add_op(writer *w, uint32_t service, uint32_t name, uint32_t kind)
 {
+    size_t mask = w->n_op_slots - 1;
+    size_t i = w->n_op_slots > 0 ? op_hash(service, name, kind) & mask : 0;
+    for (; w->n_op_slots > 0 && w->op_slots[i] != 0; i = (i + 1) & mask) {
+        const op_triple *o = &w->ops[w->op_slots[i] - 1];
+        if (o->service == service && o->name == name && o->kind == kind) {
+            return CLEW_OK;
+        }
+    }
+    if ((w->n_ops + 1) * 2 > w->n_op_slots) {
+        size_t ns = w->n_op_slots ? w->n_op_slots * 2 : 1024;
+        uint32_t *slots = clew__calloc(ns, sizeof(*slots));
+        if (slots == NULL || w->n_ops >= UINT32_MAX / 2) {
+            clew__free(slots);
+            return CLEW_ENOMEM;
+        }
+        for (size_t k = 0; k < w->n_ops; k++) {
+            const op_triple *o = &w->ops[k];
+            size_t j = op_hash(o->service, o->name, o->kind) & (ns - 1);
+            while (slots[j] != 0) {
+                j = (j + 1) & (ns - 1);
+            }
+            slots[j] = (uint32_t)k + 1;
+        }
+        clew__free(w->op_slots);
+        w->op_slots = slots;
+        w->n_op_slots = ns;
+        mask = ns - 1;
+        i = op_hash(service, name, kind) & mask;
+        while (w->op_slots[i] != 0) {
+            i = (i + 1) & mask;
+        }
+    }
     if (w->n_ops == w->cap_ops) {
         size_t cap = next_cap(w->cap_ops, w->n_ops + 1, 1024);
         op_triple *o = clew__realloc(w->ops, cap * sizeof(*o));
@@ -950,6 +1065,7 @@ static clew_status add_op(writer *w, uint32_t service, uint32_t name, uint32_t k
         w->ops = o;
         w->cap_ops = cap;
     }
+    w->op_slots[i] = (uint32_t)w->n_ops + 1;
     w->ops[w->n_ops].service = service;
     w->ops[w->n_ops].name = name;
     w->ops[w->n_ops].kind = kind;
@@ -972,8 +1088,8 @@ static clew_status span_name_terms(writer *w, uint32_t svc, uint32_t sid, clew_s
         nc->op_kinds = 0;
     }
     if ((nc->op_kinds & bit) == 0 || bit == 0) {
-        /* the rare duplicates left (a name in several services) fall out when the
-         * operations are sorted */
+        /* the cache holds one service per name: add_op finds the operations of a name
+         * shared by several services */
         nc->op_kinds |= bit;
         rc = add_op(w, svc, sid, kind);
     }
@@ -1109,10 +1225,11 @@ static uint32_t itab_candidate(const itab *t, uint64_t h)
 
 /* Pass 0 of the VALUES dictionary for trace `ord`: adds every string value to gc and
  * records its id in a_val (span attributes) in the order span attributes, then that span's
- * events and links; records the trace's attribute search terms on the way. The table is larger than
- * the caches, so the lookups are prepared for the whole trace first: hash every span attribute
- * value and prefetch its slot, then the entry and text the slot points at, and only then intern
- * them in order. */
+ * events and links; records the trace's attribute search terms and its rough page size on
+ * the way. A value whose address is in vcache has its id at once. The table is larger than
+ * the caches, so the other lookups are prepared for the whole trace first: hash every such
+ * span attribute value and prefetch its slot, then the entry and text the slot points at,
+ * and only then intern them in order. */
 static clew_status count_global(writer *w, uint32_t ord)
 {
     size_t ti = w->by_id[ord];
@@ -1134,12 +1251,19 @@ static clew_status count_global(writer *w, uint32_t ord)
         w->cap_th = cap;
     }
     const itab *gt = &w->gc.t;
+    const vcache_ent *vc = w->vcache;
     for (size_t j = 0; j < t->n_spans; j++) {
         const clew_attrs *a = &t->spans[j]->attrs;
         size_t ab = w->attr_base[w->span_base[ti] + j] - a0;
         for (uint32_t k = 0; k < a->n; k++) {
             if (a->items[k].value.type == CLEW_VALUE_STRING) {
-                uint64_t h = str_hash(a->items[k].value.u.s);
+                clew_str v = a->items[k].value.u.s;
+                const vcache_ent *ve = &vc[vcache_slot(v.ptr)];
+                if (ve->ptr == v.ptr && ve->len == v.len && v.ptr != NULL) {
+                    w->a_val[a0 + ab + k] = ve->id; /* found: no hash, no lookup */
+                    continue;
+                }
+                uint64_t h = str_hash(v);
                 w->th[ab + k] = h;
                 if (gt->n_slots > 0) {
                     __builtin_prefetch(&gt->slots[h & (gt->n_slots - 1)]);
@@ -1154,7 +1278,7 @@ static clew_status count_global(writer *w, uint32_t ord)
         const clew_attrs *a = &t->spans[j]->attrs;
         size_t ab = w->attr_base[w->span_base[ti] + j] - a0;
         for (uint32_t k = 0; k < a->n; k++) {
-            if (a->items[k].value.type == CLEW_VALUE_STRING) {
+            if (a->items[k].value.type == CLEW_VALUE_STRING && w->a_val[a0 + ab + k] == NONE32) {
                 uint32_t c = itab_candidate(gt, w->th[ab + k]);
                 w->tcand[ab + k] = c;
                 if (c != NONE32) {
@@ -1171,13 +1295,25 @@ static clew_status count_global(writer *w, uint32_t ord)
     }
     clew_status rc = CLEW_OK;
     w->sums[ord].occ_first = w->n_occ;
+    size_t est = 32 * t->n_spans;
     for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
         const clew_span_data *sp = t->spans[j];
         size_t ab = w->attr_base[w->span_base[ti] + j];
         for (uint32_t k = 0; rc == CLEW_OK && k < sp->attrs.n; k++) {
-            if (sp->attrs.items[k].value.type == CLEW_VALUE_STRING) {
-                uint32_t id;
-                rc = ctab_intern_h(&w->gc, sp->attrs.items[k].value.u.s, w->th[ab - a0 + k], &id);
+            const clew_value *val = &sp->attrs.items[k].value;
+            est += 2 + (val->type == CLEW_VALUE_STRING ? val->u.s.len : 8);
+            if (val->type == CLEW_VALUE_STRING) {
+                uint32_t id = w->a_val[ab + k];
+                if (id == NONE32) {
+                    clew_str v = sp->attrs.items[k].value.u.s;
+                    rc = ctab_intern_h(&w->gc, v, w->th[ab - a0 + k], &id);
+                    if (rc == CLEW_OK && v.ptr != NULL && v.len <= UINT32_MAX) {
+                        vcache_ent *ve = &w->vcache[vcache_slot(v.ptr)];
+                        ve->ptr = v.ptr;
+                        ve->len = (uint32_t)v.len;
+                        ve->id = id;
+                    }
+                }
                 if (rc == CLEW_OK) {
                     ctab_count_id(&w->gc, id, ord);
                     w->a_val[ab + k] = id;
@@ -1195,12 +1331,9 @@ static clew_status count_global(writer *w, uint32_t ord)
         }
         /* the attributes of the resources the trace's spans use; each resource's terms
          * are computed once, and a trace records each term once */
-        if (rc == CLEW_OK && (j == 0 || sp->resource != t->spans[j - 1]->resource)) {
-            uint32_t rid;
-            rc = itab_put_cached(&w->resources, &w->res_cache, sp->resource, &rid, NULL);
-            if (rc == CLEW_OK) {
-                rc = resource_terms(w, rid, sp->resource, ord);
-            }
+        uint32_t rid = w->s_res[w->span_base[ti] + j];
+        if (rc == CLEW_OK && (j == 0 || rid != w->s_res[w->span_base[ti] + j - 1])) {
+            rc = resource_terms(w, rid, sp->resource, ord);
         }
         for (uint32_t e = 0; rc == CLEW_OK && e < sp->n_events; e++) {
             rc = count_attrs_global(w, &sp->events[e].attrs, ord);
@@ -1210,6 +1343,7 @@ static clew_status count_global(writer *w, uint32_t ord)
         }
     }
     w->sums[ord].occ_n = (uint32_t)(w->n_occ - w->sums[ord].occ_first);
+    w->sums[ord].est = est;
     return rc;
 }
 
@@ -1266,6 +1400,35 @@ static clew_status pc_add(writer *w, uint32_t gid)
     return CLEW_OK;
 }
 
+/* Starts loading the spans of input trace `ti` (stage 0), or their attribute arrays (stage
+ * 1, once the spans are in: their addresses are in the spans), while earlier traces are
+ * worked on: the cut hands the writer the head's own spans, spread over the head's memory,
+ * and each pass over a trace would otherwise wait for every one of them in turn. */
+static void prefetch_trace(const writer *w, size_t ti, int stage)
+{
+    if (ti >= w->n_traces) {
+        return;
+    }
+    const clew_block_trace *t = &w->traces[ti];
+    for (size_t j = 0; j < t->n_spans; j++) {
+        const clew_span_data *sp = t->spans[j];
+        if (stage == 0) {
+            __builtin_prefetch(sp);
+            __builtin_prefetch((const char *)sp + 64);
+            __builtin_prefetch((const char *)sp + 128);
+            continue;
+        }
+        if (sp == NULL) {
+            continue; /* not checked yet: check_trace refuses it */
+        }
+        const char *p = (const char *)sp->attrs.items;
+        size_t bytes = sp->attrs.n * sizeof(*sp->attrs.items);
+        for (size_t off = 0; off < bytes; off += 64) {
+            __builtin_prefetch(p + off);
+        }
+    }
+}
+
 /* Starts loading the value table entries of trace `ti`'s span attributes: the passes over a
  * trace look each of them up, and they are scattered over a table larger than the caches. */
 static void prefetch_values(const writer *w, size_t ti)
@@ -1273,27 +1436,59 @@ static void prefetch_values(const writer *w, size_t ti)
     size_t a0 = w->attr_base[w->span_base[ti]];
     size_t a1 = w->attr_base[w->span_base[ti + 1]];
     for (size_t a = a0; a < a1; a++) {
-        if (w->a_val[a] != NONE32) {
+        if ((w->a_val[a] & AV_FLAGS) == 0) {
             __builtin_prefetch(&w->gc.e[w->a_val[a]]);
         }
     }
 }
 
-/* Counts the string values of pending trace `ord` not in VALUES for the page dictionary
- * (pass 0; pass 1 is in flush_page). */
+/* After the VALUES dictionary is fixed (and the skeletons of the strings seen once are
+ * known), a span attribute whose string is in it refers to its index directly, and one whose
+ * string occurs nowhere else to its skeleton, so that the page passes look up only the
+ * strings in between (the value table of a large block is larger than the caches, and most
+ * of it is strings seen once; here the walk is in order and the entries are prefetched). */
+static void mark_values(writer *w)
+{
+    uint32_t *av = w->a_val;
+    const gent *e = w->gc.e;
+    size_t n = w->n_attrs;
+    for (size_t x = 0; x < n; x++) {
+        if (x + 32 < n && av[x + 32] != NONE32) {
+            __builtin_prefetch(&e[av[x + 32]]);
+        }
+        uint32_t g = av[x];
+        if (g == NONE32) {
+            continue;
+        }
+        if (e[g].index != 0) {
+            av[x] = AV_VALUES | (e[g].index - 1);
+        } else if (e[g].count == 1 && e[g].skel != SKEL_UNKNOWN) {
+            av[x] = AV_ONCE | (e[g].skel >= 2 ? e[g].skel - 2 : AV_NOSKEL);
+        }
+    }
+}
+
+/* Counts the string values of trace `ord` not in VALUES for the dictionary of the page it
+ * is queued for (pass 0; pass 1 is in flush_page). */
 static clew_status count_page(writer *w, uint32_t ord)
 {
     size_t ti = w->by_id[ord];
     const clew_block_trace *t = &w->traces[ti];
     clew_status rc = CLEW_OK;
-    prefetch_values(w, ti);
     for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
         const clew_span_data *sp = t->spans[j];
         size_t ab = w->attr_base[w->span_base[ti] + j];
         for (uint32_t k = 0; rc == CLEW_OK && k < sp->attrs.n; k++) {
             uint32_t gid = w->a_val[ab + k];
-            if (gid != NONE32 && w->gc.e[gid].index == 0) {
+            if ((gid & AV_FLAGS) == 0) {
                 rc = pc_add(w, gid);
+            } else if ((gid & AV_FLAGS) == AV_ONCE) {
+                /* seen once: only its skeleton can repeat in the page (what pass 1 in
+                 * flush_page does for the strings seen once in the page) */
+                uint32_t sg = gid & ~AV_ONCE;
+                if (sg != AV_NOSKEL && w->gc.e[sg].index == 0) {
+                    rc = pc_add(w, sg);
+                }
             }
         }
         for (uint32_t e = 0; e < sp->n_events + sp->n_links && rc == CLEW_OK; e++) {
@@ -1510,6 +1705,29 @@ static clew_status choose_form(writer *w, const clew_value *v, uint32_t gid, vfo
         return CLEW_OK;
     }
     uint32_t idx;
+    if ((gid & AV_FLAGS) == AV_VALUES) {
+        f->tag = BLK_VALUE_DICT;
+        f->a = gid & ~AV_VALUES;
+        return CLEW_OK;
+    }
+    if ((gid & AV_FLAGS) == AV_ONCE) {
+        /* seen once in the block: inline, or its skeleton's index and its numbers */
+        uint32_t sg = gid & ~AV_ONCE;
+        if (v->u.s.len == 0 || sg == AV_NOSKEL || !dict_ref_id(w, sg, &idx)) {
+            return CLEW_OK;
+        }
+        clew_status rc = reserve_skbuf(w, v->u.s.len);
+        if (rc != CLEW_OK) {
+            return rc;
+        }
+        size_t len;
+        f->runs = clew__blk_skeleton(v->u.s, w->skbuf, &len, f->nums, f->widths);
+        if (f->runs > 0) {
+            f->tag = BLK_VALUE_TEMPLATE;
+            f->a = idx;
+        }
+        return CLEW_OK;
+    }
     if (dict_ref_id(w, gid, &idx)) {
         f->tag = BLK_VALUE_DICT;
         f->a = idx;
@@ -1766,18 +1984,10 @@ static clew_status encode_trace(writer *w, clew_buf *b, uint32_t ord)
         rc = blk_buf_varint(b, spans[pos[i]]->flags);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        uint32_t rid;
-        rc = itab_put_cached(&w->resources, &w->res_cache, spans[pos[i]]->resource, &rid, NULL);
-        if (rc == CLEW_OK) {
-            rc = blk_buf_varint(b, rid);
-        }
+        rc = blk_buf_varint(b, w->s_res[gs0 + pos[i]]);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
-        uint32_t cid;
-        rc = itab_put_cached(&w->scopes, &w->scope_cache, spans[pos[i]]->scope, &cid, NULL);
-        if (rc == CLEW_OK) {
-            rc = blk_buf_varint(b, cid);
-        }
+        rc = blk_buf_varint(b, w->s_scope[gs0 + pos[i]]);
     }
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
         rc = put_inline_str(b, spans[pos[i]]->trace_state);
@@ -1837,14 +2047,7 @@ static clew_status flush_page(writer *w)
     if (w->n_pend == 0) {
         return CLEW_OK;
     }
-    for (size_t p = 0; p < w->n_pc; p++) {
-        w->gc.e[w->pc_gid[p]].pmap = 0;
-    }
-    w->n_pc = 0;
     clew_status rc = CLEW_OK;
-    for (size_t i = 0; rc == CLEW_OK && i < w->n_pend; i++) {
-        rc = count_page(w, w->pend[i]);
-    }
     /* pass 1: the skeleton of each string seen once in the page, in the order the strings
      * were met (see skeletons_global for why the table order is that order) */
     size_t n0 = w->n_pc;
@@ -1852,7 +2055,8 @@ static clew_status flush_page(writer *w)
         uint32_t sg;
         if (w->pc_count[p] == 1) {
             rc = skel_of(w, w->pc_gid[p], false, 0, &sg);
-            if (rc == CLEW_OK && sg != NONE32) {
+            /* a skeleton in VALUES is referred to there: it needs no page entry */
+            if (rc == CLEW_OK && sg != NONE32 && w->gc.e[sg].index == 0) {
                 rc = pc_add(w, sg);
             }
         }
@@ -1875,11 +2079,20 @@ static clew_status flush_page(writer *w)
         uint32_t ord = w->pend[k];
         w->sums[ord].page = w->n_pages;
         w->sums[ord].offset = (uint32_t)w->page.len;
+        if (k + 1 < w->n_pend) {
+            prefetch_trace(w, w->by_id[w->pend[k + 1]], 0);
+            prefetch_trace(w, w->by_id[w->pend[k + 1]], 1);
+        }
         rc = encode_trace(w, &w->page, ord);
     }
     if (rc == CLEW_OK) {
         rc = compress_page(w);
     }
+    /* the next page counts its strings afresh */
+    for (size_t p = 0; p < w->n_pc; p++) {
+        w->gc.e[w->pc_gid[p]].pmap = 0;
+    }
+    w->n_pc = 0;
     w->n_pend = 0;
     w->page_est = 0;
     return rc;
@@ -1946,16 +2159,12 @@ static clew_status write_trace(writer *w, uint32_t ord)
     uint32_t last_res = UINT32_MAX;
     for (uint32_t i = 0; rc == CLEW_OK && i < n; i++) {
         const clew_span_data *sp = spans[pos[i]];
-        uint32_t rid;
-        rc = itab_put_cached(&w->resources, &w->res_cache, sp->resource, &rid, NULL);
-        if (rc != CLEW_OK) {
-            break;
-        }
+        uint32_t rid = w->s_res[gs0 + pos[i]];
         uint32_t svc = w->res_service[rid];
         if (i == root) {
             sm->root_service = svc;
         }
-        rc = str_id(w, sp->name, &names[i]);
+        rc = name_id(w, sp->name, &names[i]);
         if (rc == CLEW_OK && rid != last_res) {
             /* a service once per run of spans sharing a resource; duplicates across runs
              * fall out in term_occ and below */
@@ -1998,14 +2207,11 @@ static clew_status write_trace(writer *w, uint32_t ord)
         }
     }
     w->pend[w->n_pend++] = ord;
-    for (uint32_t i = 0; i < n; i++) {
-        const clew_attrs *at = &spans[i]->attrs;
-        w->page_est += 32;
-        for (uint32_t k = 0; k < at->n; k++) {
-            w->page_est +=
-                2 + (at->items[k].value.type == CLEW_VALUE_STRING ? at->items[k].value.u.s.len : 8);
-        }
+    rc = count_page(w, ord);
+    if (rc != CLEW_OK) {
+        return rc;
     }
+    w->page_est += sm->est;
     if (w->page_est >= w->page_size) {
         rc = flush_page(w);
     }
@@ -2088,13 +2294,18 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
     size_t nt = w->n_tt ? w->n_tt : 1;
     span_key *kept = clew__calloc(nt, sizeof(*kept));
     span_key *tmp = clew__calloc(nt, sizeof(*tmp));
-    size_t *at = clew__calloc(nt, sizeof(*at)); /* next free posting slot, SIZE_MAX = dropped */
+    /* next free posting slot, NONE32 = dropped; u32 (half the cache lines of size_t) since
+     * there are fewer postings than term occurrences */
+    uint32_t *at = clew__calloc(nt, sizeof(*at));
     size_t n_kept = 0, n_post = 0;
     clew_status rc = kept == NULL || tmp == NULL || at == NULL ? CLEW_ENOMEM : CLEW_OK;
+    if (w->n_occ >= NONE32) {
+        rc = CLEW_ENOMEM; /* four billion term occurrences: far beyond any block */
+    }
     for (uint32_t t = 0; rc == CLEW_OK && t < w->n_tt; t++) {
         uint32_t key = w->tt_key[t];
         if (key != NONE32 && (w->key_flags[key] & BLK_KEY_UNINDEXED) != 0) {
-            at[t] = SIZE_MAX;
+            at[t] = NONE32;
             continue;
         }
         kept[n_kept].k = w->tt_hash[t];
@@ -2104,7 +2315,7 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
     if (rc == CLEW_OK) {
         sort_span_keys(kept, tmp, n_kept);
         for (size_t i = 0; i < n_kept; i++) {
-            at[kept[i].pos] = n_post;
+            at[kept[i].pos] = (uint32_t)n_post;
             n_post += w->tt_cnt[kept[i].pos];
         }
     }
@@ -2120,7 +2331,7 @@ static clew_status build_postings(writer *w, clew_buf *terms, clew_buf *post)
             const uint32_t *o = &w->occ[r == 0 ? sm->occ_first : sm->occ2_first];
             uint32_t no = r == 0 ? sm->occ_n : sm->occ2_n;
             for (uint32_t i = 0; i < no; i++) {
-                if (at[o[i]] != SIZE_MAX) {
+                if (at[o[i]] != NONE32) {
                     plist[at[o[i]]++] = ord;
                 }
             }
@@ -2494,14 +2705,15 @@ static void writer_deinit(writer *w)
     itab_deinit(&w->resources);
     itab_deinit(&w->scopes);
     void *arrays[] = {
-        w->key_remap, w->key_order, w->key_flags,    w->svc_remap,  w->svc_order, w->res_service,
-        w->by_id,     w->ord_of,    w->sums,         w->trace_svcs, w->span_base, w->attr_base,
-        w->a_key,     w->a_val,     w->s_idx,        w->s_par,      w->s_name,    w->tt_hash,
-        w->tt_key,    w->tt_last,   w->tt_cnt,       w->tt_slots,   w->occ,       w->kseed,
-        w->kseed_ok,  w->svc_term,  w->names,        w->res_tfirst, w->res_tn,    w->res_terms,
-        w->ops,       w->pend,      w->pc_gid,       w->pc_count,   w->pc_index,  w->skbuf,
-        w->forms,     w->perm,      w->touched,      w->kcount,     w->avals,     w->akeys,
-        w->skeys,     w->zbuf,      w->key_distinct, w->th,         w->tcand,     w->fixed_terms,
+        w->key_remap,   w->key_order, w->key_flags, w->svc_remap,    w->svc_order, w->res_service,
+        w->by_id,       w->ord_of,    w->sums,      w->trace_svcs,   w->span_base, w->attr_base,
+        w->a_key,       w->a_val,     w->s_idx,     w->s_par,        w->s_name,    w->tt_hash,
+        w->tt_key,      w->tt_last,   w->tt_cnt,    w->tt_slots,     w->occ,       w->kseed,
+        w->kseed_ok,    w->svc_term,  w->names,     w->res_tfirst,   w->res_tn,    w->res_terms,
+        w->ops,         w->op_slots,  w->pend,      w->pc_gid,       w->pc_count,  w->pc_index,
+        w->skbuf,       w->forms,     w->perm,      w->touched,      w->kcount,    w->avals,
+        w->akeys,       w->skeys,     w->zbuf,      w->key_distinct, w->th,        w->tcand,
+        w->fixed_terms, w->s_res,     w->s_scope,   w->vcache,
     };
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
         clew__free(arrays[i]);
@@ -2513,87 +2725,158 @@ static void writer_deinit(writer *w)
     ZSTD_freeCCtx(w->zctx);
 }
 
-/* Checks the input and lays out the per span and per attribute arrays (see the writer
- * struct) in the same walk over the spans. */
+/* Checks the traces (not yet their spans: check_trace) and lays out the per trace and per
+ * span arrays (see the writer struct), from the trace array alone: the spans themselves are
+ * first read by the walk, which checks them on the way. */
 static clew_status check_input(writer *w, size_t *max_spans)
 {
     size_t n = w->n_traces;
     size_t spans = 0;
     *max_spans = 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t ns = w->traces[i].n_spans;
-        if (ns <= UINT32_MAX / 2 && w->traces[i].spans != NULL) {
-            /* a bad trace is refused below, before anything is written for it */
-            spans += ns;
-            *max_spans = ns > *max_spans ? ns : *max_spans;
-        }
-    }
     w->span_base = clew__calloc(n + 1, sizeof(size_t));
-    w->attr_base = clew__calloc(spans + 1, sizeof(size_t));
-    w->s_idx = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
-    w->s_par = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
-    w->s_name = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
-    w->skeys = clew__calloc(*max_spans, sizeof(span_key));
-    if (w->span_base == NULL || w->attr_base == NULL || w->s_idx == NULL || w->s_par == NULL ||
-        w->s_name == NULL || w->skeys == NULL) {
+    if (w->span_base == NULL) {
         return CLEW_ENOMEM;
     }
-    size_t gs = 0, attrs = 0;
     for (size_t i = 0; i < n; i++) {
         const clew_block_trace *t = &w->traces[i];
         if (t->n_spans == 0 || t->n_spans > UINT32_MAX / 2 || t->spans == NULL) {
             clew__error_set(w->err, i, "block write: trace %zu has no spans", i);
             return CLEW_EINVAL;
         }
-        w->span_base[i] = gs;
-        for (size_t j = 0; j < t->n_spans; j++, gs++) {
-            const clew_span_data *sp = t->spans[j];
-            if (sp == NULL || sp->resource == NULL || sp->scope == NULL ||
-                clew__blk_id_cmp(&sp->trace_id, &t->trace_id) != 0) {
-                clew__error_set(w->err, i,
-                                "block write: span %zu of trace %zu is of another trace or "
-                                "lacks a resource or scope",
-                                j, i);
-                return CLEW_EINVAL;
-            }
-            w->attr_base[gs] = attrs;
-            attrs += sp->attrs.n;
-        }
+        w->span_base[i] = spans;
+        spans += t->n_spans;
+        *max_spans = t->n_spans > *max_spans ? t->n_spans : *max_spans;
     }
-    w->span_base[n] = gs;
-    w->attr_base[gs] = attrs;
-    w->n_spans_in = gs;
-    w->n_attrs = attrs;
-    w->a_key = clew__calloc(attrs ? attrs : 1, sizeof(uint32_t));
-    w->a_val = clew__malloc((attrs ? attrs : 1) * sizeof(uint32_t));
-    if (w->a_key == NULL || w->a_val == NULL) {
+    w->span_base[n] = spans;
+    w->n_spans_in = spans;
+    w->attr_base = clew__calloc(spans + 1, sizeof(size_t));
+    w->s_idx = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->s_par = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->s_name = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->s_res = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->s_scope = clew__calloc(spans ? spans : 1, sizeof(uint32_t));
+    w->skeys = clew__calloc(*max_spans, sizeof(span_key));
+    if (w->attr_base == NULL || w->s_idx == NULL || w->s_par == NULL || w->s_name == NULL ||
+        w->s_res == NULL || w->s_scope == NULL || w->skeys == NULL) {
         return CLEW_ENOMEM;
     }
-    memset(w->a_val, 0xff, (attrs ? attrs : 1) * sizeof(uint32_t)); /* NONE32 */
     return CLEW_OK;
 }
 
-/* The tables sized by the final key, service and resource counts. */
+/* Checks the spans of input trace i and lays out their attributes (attr_base, and room in
+ * a_key and a_val, whose new entries pass 1 and count_global fill). The walk calls it just
+ * before pass 1 of the trace: a bad span is still refused before the file is created. */
+static clew_status check_trace(writer *w, size_t i)
+{
+    const clew_block_trace *t = &w->traces[i];
+    size_t gs = w->span_base[i], attrs = w->n_attrs;
+    for (size_t j = 0; j < t->n_spans; j++, gs++) {
+        const clew_span_data *sp = t->spans[j];
+        if (sp == NULL || sp->resource == NULL || sp->scope == NULL ||
+            clew__blk_id_cmp(&sp->trace_id, &t->trace_id) != 0) {
+            clew__error_set(w->err, i,
+                            "block write: span %zu of trace %zu is of another trace or "
+                            "lacks a resource or scope",
+                            j, i);
+            return CLEW_EINVAL;
+        }
+        w->attr_base[gs] = attrs;
+        attrs += sp->attrs.n;
+    }
+    w->attr_base[gs] = attrs; /* the end of this trace's attributes (where the next starts) */
+    if (attrs > w->cap_attrs || w->a_key == NULL) {
+        size_t cap = next_cap(w->cap_attrs, attrs, 4096);
+        uint32_t *k = clew__realloc(w->a_key, cap * sizeof(*k));
+        if (k == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->a_key = k;
+        uint32_t *v = clew__realloc(w->a_val, cap * sizeof(*v));
+        if (v == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->a_val = v;
+        memset(v + w->cap_attrs, 0xff, (cap - w->cap_attrs) * sizeof(*v)); /* NONE32 */
+        w->cap_attrs = cap;
+    }
+    w->n_attrs = attrs;
+    return CLEW_OK;
+}
+
+/* Grows the tables indexed by key or resource id that the walk over the spans fills to the
+ * counts so far (pass 1 of a trace may have added keys and resources); new entries zero
+ * (res_tn NONE32: not computed). */
+static clew_status grow_walk_arrays(writer *w)
+{
+    if (w->keys.n > w->cap_keys || w->key_flags == NULL) {
+        size_t old = w->cap_keys, cap = next_cap(old, w->keys.n, 64);
+        uint8_t *f = clew__realloc(w->key_flags, cap);
+        if (f == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->key_flags = f;
+        uint32_t *d = clew__realloc(w->key_distinct, cap * sizeof(*d));
+        if (d == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->key_distinct = d;
+        uint64_t *ks = clew__realloc(w->kseed, cap * N_LETTERS * sizeof(*ks));
+        if (ks == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->kseed = ks;
+        uint8_t *ko = clew__realloc(w->kseed_ok, cap * N_LETTERS);
+        if (ko == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->kseed_ok = ko;
+        memset(f + old, 0, cap - old);
+        memset(d + old, 0, (cap - old) * sizeof(*d));
+        memset(ko + old * N_LETTERS, 0, (cap - old) * N_LETTERS);
+        w->cap_keys = cap;
+    }
+    if (w->resources.n > w->cap_res || w->res_tn == NULL) {
+        size_t old = w->cap_res, cap = next_cap(old, w->resources.n, 64);
+        uint32_t *tf = clew__realloc(w->res_tfirst, cap * sizeof(*tf));
+        if (tf == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->res_tfirst = tf;
+        uint32_t *tn = clew__realloc(w->res_tn, cap * sizeof(*tn));
+        if (tn == NULL) {
+            return CLEW_ENOMEM;
+        }
+        w->res_tn = tn;
+        memset(tn + old, 0xff, (cap - old) * sizeof(*tn)); /* NONE32: not computed */
+        w->cap_res = cap;
+    }
+    return CLEW_OK;
+}
+
+/* After the walk, with the keys and services sorted: key ids become sorted ids (a_key,
+ * key_flags, tt_key), and the tables the pages need are sized. */
 static clew_status alloc_key_arrays(writer *w)
 {
     size_t nk = w->keys.n ? w->keys.n : 1;
     size_t nr = w->resources.n ? w->resources.n : 1;
-    w->key_flags = clew__calloc(nk, 1);
-    w->fixed_terms = clew__calloc((size_t)1 << FIXED_TERMS_LOG, sizeof(fixed_term));
-    w->key_distinct = clew__calloc(nk, sizeof(uint32_t));
+    uint8_t *flags = clew__calloc(nk, 1);
     w->kcount = clew__calloc(nk, sizeof(uint32_t));
-    w->kseed = clew__calloc(nk * N_LETTERS, sizeof(uint64_t));
-    w->kseed_ok = clew__calloc(nk * N_LETTERS, 1);
     w->svc_term = clew__calloc(w->services.n ? w->services.n : 1, sizeof(uint32_t));
     w->res_service = clew__calloc(nr, sizeof(uint32_t));
-    w->res_tfirst = clew__calloc(nr, sizeof(uint32_t));
-    w->res_tn = clew__malloc(nr * sizeof(uint32_t));
-    if (w->key_flags == NULL || w->fixed_terms == NULL || w->key_distinct == NULL ||
-        w->kcount == NULL || w->kseed == NULL || w->kseed_ok == NULL || w->svc_term == NULL ||
-        w->res_service == NULL || w->res_tfirst == NULL || w->res_tn == NULL) {
+    if (flags == NULL || w->kcount == NULL || w->svc_term == NULL || w->res_service == NULL) {
+        clew__free(flags);
         return CLEW_ENOMEM;
     }
-    memset(w->res_tn, 0xff, nr * sizeof(uint32_t)); /* NONE32: not computed */
+    for (uint32_t k = 0; k < w->keys.n; k++) {
+        flags[w->key_remap[k]] = w->key_flags[k];
+    }
+    clew__free(w->key_flags);
+    w->key_flags = flags;
+    for (size_t t = 0; t < w->n_tt; t++) {
+        if (w->tt_key[t] != NONE32) {
+            w->tt_key[t] = w->key_remap[w->tt_key[t]];
+        }
+    }
     for (size_t a = 0; a < w->n_attrs; a++) {
         w->a_key[a] = w->key_remap[w->a_key[a]];
     }
@@ -2653,11 +2936,23 @@ static clew_status run(writer *w, const char *tmp_path)
         w->key_cap = w->max_per_key;
     }
 
-    /* pass 1 */
+    w->fixed_terms = clew__calloc((size_t)1 << FIXED_TERMS_LOG, sizeof(fixed_term));
+    w->vcache = clew__calloc((size_t)1 << VCACHE_LOG, sizeof(vcache_ent));
+    if (w->fixed_terms == NULL || w->vcache == NULL) {
+        return CLEW_ENOMEM;
+    }
+    /* One walk over the spans, trace by trace in input order (the order of the spans in
+     * memory, usually): pass 1 interns the trace's keys, resources and scopes, then
+     * count_global counts its values and records its attribute search terms while its spans
+     * are still in the cache. Key ids are first-seen ids until the keys are sorted after the
+     * walk (alloc_key_arrays). */
     const clew_span_data *prev = NULL;
     size_t prev_gs = 0;
     for (size_t i = 0; rc == CLEW_OK && i < n; i++) {
         const clew_block_trace *t = &w->traces[i];
+        prefetch_trace(w, i + 2, 0);
+        prefetch_trace(w, i + 1, 1);
+        rc = check_trace(w, i);
         for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
             size_t gs = w->span_base[i] + j;
             rc = pass1_span(w, t->spans[j], gs, prev, prev_gs);
@@ -2666,19 +2961,19 @@ static clew_status run(writer *w, const char *tmp_path)
         }
         /* start of the trace, for the page order */
         uint64_t t0 = UINT64_MAX;
-        for (size_t j = 0; j < t->n_spans; j++) {
+        for (size_t j = 0; rc == CLEW_OK && j < t->n_spans; j++) {
             if (t->spans[j]->start_ns < t0) {
                 t0 = t->spans[j]->start_ns;
             }
         }
         w->sums[w->ord_of[i]].start = t0;
+        if (rc == CLEW_OK) {
+            rc = grow_walk_arrays(w);
+        }
+        if (rc == CLEW_OK) {
+            rc = count_global(w, w->ord_of[i]);
+        }
     }
-    /* the value table, sized once for half the string values being distinct (slots at a
-     * load of 1/2); it grows like any table if more are */
-    if (rc == CLEW_OK) {
-        rc = ctab_reserve(&w->gc, w->n_str_values / 2 + 1024, w->n_str_values + 2048);
-    }
-
     if (rc == CLEW_OK) {
         rc = sort_table(&w->keys, &w->key_order, &w->key_remap);
     }
@@ -2688,15 +2983,12 @@ static clew_status run(writer *w, const char *tmp_path)
     if (rc == CLEW_OK) {
         rc = alloc_key_arrays(w);
     }
-    /* the block's value dictionary, and the attribute search terms */
-    for (uint32_t ord = 0; rc == CLEW_OK && ord < n; ord++) {
-        rc = count_global(w, ord);
-    }
     if (rc == CLEW_OK) {
         rc = skeletons_global(w);
     }
     if (rc == CLEW_OK) {
         w->n_values = ctab_assign(&w->gc, GLOBAL_MIN);
+        mark_values(w);
     }
     if (rc != CLEW_OK) {
         return rc;
@@ -2729,6 +3021,9 @@ static clew_status run(writer *w, const char *tmp_path)
     }
     qsort(by_start, n, sizeof(*by_start), start_idx_cmp);
     for (size_t i = 0; rc == CLEW_OK && i < n; i++) {
+        if (i + 2 < n) {
+            prefetch_trace(w, w->by_id[by_start[i + 2].ord], 0);
+        }
         rc = write_trace(w, by_start[i].ord);
     }
     clew__free(by_start);
