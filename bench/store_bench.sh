@@ -164,9 +164,10 @@ if [ $rc -ne 0 ]; then
 fi
 cuts_ingest=$(grep "cut:" "$work/server.log" | grep -vc "cut: part" || true)
 
-# The baseline for bytes per span: OTLP protobuf requests compressed one by one with zstd -6 (the
-# level of the block pages), as an exporter would send them. The WAL holds exactly those
-# requests (the store's protobuf encoding of each batch), so one segment still there after
+# The baseline for bytes per span: OTLP protobuf requests compressed one by one with zstd -6 (a
+# stronger level than the block pages' default 2), as an exporter would send them. The WAL holds
+# exactly those requests (the request's own protobuf bytes, or the store's encoding of a batch the
+# receiver changed), so one segment still there after
 # ingest is copied (the cut thread may release it meanwhile: then the next one) and the batch
 # of every SPANS record in it is compressed on its own. The ratio times the protobuf bytes per
 # span ingest_load printed gives B/span.
