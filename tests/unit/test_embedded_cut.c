@@ -23,26 +23,8 @@
 #include "common/arena.h"
 #include "store/embedded/embedded_store.h"
 #include "store/store.h"
+#include "dir_fixtures.h"
 #include "store_fixtures.h"
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/clew-cut-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_dir(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 typedef struct ack {
     pthread_mutex_t mu;
@@ -178,7 +160,7 @@ static void test_cut_then_query_head_and_blocks(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_store *s = open_store(dir, NULL, NULL);
     uint64_t t0 = now_wall() - 60ull * 1000000000u;
     clew_trace_id a = tid(1, 1), b = tid(2, 2);
@@ -240,7 +222,7 @@ static void test_cut_then_query_head_and_blocks(void **state)
     assert_int_equal(count_spans(s, a), 3);
     assert_int_equal(count_spans(s, b), 1);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* A crash at a named point of the cut, then a power cut, then reopen: every acknowledged
@@ -248,7 +230,7 @@ static void test_cut_then_query_head_and_blocks(void **state)
 static void crash_at(const char *point)
 {
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
     opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 0};
@@ -290,7 +272,7 @@ static void crash_at(const char *point)
     }
     clew__store_destroy(s);
     clew__fileio_powerloss_destroy(io);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_crash_points(void **state)
@@ -307,7 +289,7 @@ static void test_retention_removes_old_blocks(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_store *s = open_store(dir, NULL, NULL);
     /* 2020: far older than the default 72 h */
     uint64_t old = 1577836800ull * 1000000000u;
@@ -324,7 +306,7 @@ static void test_retention_removes_old_blocks(void **state)
     assert_int_equal(clew__embedded_store_n_blocks(s), 1);
     assert_int_equal(count_spans(s, tid(3, 2)), 2);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static uint64_t file_size_of(const char *path)
@@ -338,7 +320,7 @@ static void test_max_disk_removes_oldest_first(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_store *s = open_store(dir, NULL, NULL);
     uint64_t t0 = now_wall();
     assert_int_equal(put(s, tid(4, 1), "svc", 1, 4, t0), CLEW_OK);
@@ -359,7 +341,7 @@ static void test_max_disk_removes_oldest_first(void **state)
     assert_int_equal(count_spans(s, tid(4, 1)), 0);
     assert_int_equal(count_spans(s, tid(4, 2)), 4);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void corrupt(const char *path, long from, long to)
@@ -377,7 +359,7 @@ static void test_quarantine(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_store *s = open_store(dir, NULL, NULL);
     uint64_t t0 = now_wall();
     assert_int_equal(put(s, tid(5, 1), "svc", 1, 4, t0), CLEW_OK);
@@ -408,7 +390,7 @@ static void test_quarantine(void **state)
     assert_int_equal(clew__embedded_store_n_blocks(s), 1);
     assert_int_equal(count_spans(s, tid(5, 3)), 1);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* The indexes (every section) are read and checked when the store opens a block, so a damaged
@@ -417,7 +399,7 @@ static void test_damaged_section_quarantined_at_open(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_store *s = open_store(dir, NULL, NULL);
     uint64_t t0 = now_wall();
     assert_int_equal(put(s, tid(6, 1), "svc", 1, 4, t0), CLEW_OK);
@@ -436,7 +418,7 @@ static void test_damaged_section_quarantined_at_open(void **state)
     assert_int_equal(count_files(dir, "quarantine", ".block"), 1);
     assert_int_equal(count_spans(s, tid(6, 2)), 4); /* the other block is served */
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* Three small blocks holding one trace in three parts (and a duplicate) become one block;
@@ -445,7 +427,7 @@ static void test_damaged_section_quarantined_at_open(void **state)
 static void compaction_run(const char *point)
 {
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
     opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 3, 0, 0};
@@ -491,7 +473,7 @@ static void compaction_run(const char *point)
     assert_int_equal(count_files(dir, "blocks", ".replaces"), 0);
     clew__store_destroy(s);
     clew__fileio_powerloss_destroy(io);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_compaction(void **state)
@@ -538,7 +520,7 @@ static void test_pending_traces_keep_their_wal_segments(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_store *s = open_store(dir, NULL, NULL);
     clew_trace_id p = tid(41, 1), q = tid(41, 2), k = tid(41, 3);
     put_pending(s, p, 1);
@@ -572,7 +554,7 @@ static void test_pending_traces_keep_their_wal_segments(void **state)
     s->ops->stats(s, &st);
     assert_int_equal(st.spans, 5);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* The background thread cuts while appends and queries run: every span, once. */
@@ -608,7 +590,7 @@ static void test_background_cuts_during_ingest(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_embedded_store_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.data_dir = dir;
@@ -656,7 +638,7 @@ static void test_background_cuts_during_ingest(void **state)
         assert_int_equal(count_spans(s, tid(21, i)), 4);
     }
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* The two memory-store operations the cut relies on. */
@@ -731,7 +713,7 @@ static void test_cut_in_chunks(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     uint64_t t0 = now_wall();
     const size_t n = 40;
     clew_store *s = open_store(dir, NULL, NULL);
@@ -771,10 +753,10 @@ static void test_cut_in_chunks(void **state)
     assert_int_equal(rs.blocks, nb);
     expect_all(s, 41, n, 4, n);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 
     /* the trace count bound: 20 traces, at most 6 per block -> 6 + 6 + 6 + 2 */
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     opts o2 = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 6};
     s = open_store(dir, &o2, NULL);
     for (uint64_t i = 0; i < 20; i++) {
@@ -785,7 +767,7 @@ static void test_cut_in_chunks(void **state)
     assert_int_equal(clew__embedded_store_n_blocks(s), 4);
     expect_all(s, 42, 20, 3, 20);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* A crash during a cut of several chunks (`point`, its nth hit after arming), a power cut
@@ -793,7 +775,7 @@ static void test_cut_in_chunks(void **state)
 static void crash_in_chunks(const char *point, unsigned nth)
 {
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
     opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 4};
@@ -853,7 +835,7 @@ static void crash_in_chunks(const char *point, unsigned nth)
     }
     clew__store_destroy(s);
     clew__fileio_powerloss_destroy(io);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_crash_between_chunks(void **state)
@@ -876,7 +858,7 @@ static void test_compaction_is_bounded(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     uint64_t t0 = now_wall();
     clew_store *s = open_store(dir, NULL, NULL);
     for (uint64_t i = 0; i < 10; i++) {
@@ -884,11 +866,11 @@ static void test_compaction_is_bounded(void **state)
     }
     size_t head = head_bytes_of(s); /* one cut's worth, decoded */
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 
     /* three such cuts are together 1.5 block sizes decoded, each block a few KiB on disk
      * (far under a quarter of the block size): before the bound they were merged */
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 2 * head, 0};
     s = open_store(dir, &o, NULL);
     for (uint64_t k = 0; k < 3; k++) {
@@ -900,10 +882,10 @@ static void test_compaction_is_bounded(void **state)
     assert_true(count_files(dir, "blocks", ".block") == 3);
     assert_int_equal(clew__embedded_store_n_blocks(s), 3);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 
     /* the same three cuts with room for them: merged into one */
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
     opts big = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 64 * head, 0};
     s = open_store(dir, &big, NULL);
     for (uint64_t k = 0; k < 3; k++) {
@@ -917,7 +899,7 @@ static void test_compaction_is_bounded(void **state)
         expect_all(s, 46 + k, 10, 8, 30);
     }
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 int main(void)

@@ -27,28 +27,10 @@
 #include "common/arena.h"
 #include "store/embedded/embedded_store.h"
 #include "store/store.h"
+#include "dir_fixtures.h"
 #include "store_fixtures.h"
 
 /* ---- helpers ---- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/clew-emb-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_dir(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Counts append callbacks by outcome; a test waits for as many as it made appends. */
 typedef struct acks {
@@ -216,31 +198,13 @@ static clew_scope *mk_scope(clew_arena *a)
     return sc;
 }
 
-/* The trace must hold exactly spans[0..n) (by content, in any order). */
-static void expect_trace(clew_store *s, clew_trace_id t, const clew_span_data *spans, size_t n)
-{
-    clew_trace_result *r = NULL;
-    assert_int_equal(s->ops->get_trace(s, &t, &r), CLEW_OK);
-    assert_int_equal(r->n_spans, n);
-    for (size_t i = 0; i < n; i++) {
-        bool found = false;
-        for (size_t j = 0; j < r->n_spans && !found; j++) {
-            found = clew__span_equal(&spans[i], r->spans[j]);
-        }
-        if (!found) {
-            fail_msg("span %zu of the trace is missing or differs", i);
-        }
-    }
-    clew__trace_result_free(r);
-}
-
 /* ---- tests ---- */
 
 static void test_roundtrip_across_reopen(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_resource *res = mk_res(&a, "orders", "host.name", "h1");
@@ -281,14 +245,14 @@ static void test_roundtrip_across_reopen(void **state)
     clew__search_result_free(sr);
     clew__store_destroy(s);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_decisions_survive_reopen(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_resource *res = mk_res(&a, "svc", NULL, NULL);
@@ -324,14 +288,14 @@ static void test_decisions_survive_reopen(void **state)
     assert_int_equal(s->ops->get_trace(s, &t3, &r), CLEW_ENOTFOUND);
     clew__store_destroy(s);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_dedup_across_reopen(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_resource *res = mk_res(&a, "svc", NULL, NULL);
@@ -354,14 +318,14 @@ static void test_dedup_across_reopen(void **state)
     assert_int_equal(st.duplicate_spans, 4);
     clew__store_destroy(s);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_full_head_refuses_with_efull(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_resource *res = mk_res(&a, "svc", NULL, NULL);
@@ -396,14 +360,14 @@ static void test_full_head_refuses_with_efull(void **state)
     assert_int_equal(rs.traces, ok);
     clew__store_destroy(s);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* --fsync always + power cut: every span whose callback said OK is there after reopen. */
 static void run_power_cut(unsigned crash_at, size_t *out_acked, size_t *out_lost_unacked)
 {
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_fileio *pl = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&pl), CLEW_OK);
     clew_arena a;
@@ -459,7 +423,7 @@ static void run_power_cut(unsigned crash_at, size_t *out_acked, size_t *out_lost
     acks_deinit(&all);
     clew__arena_deinit(&a);
     clew__fileio_powerloss_destroy(pl);
-    remove_dir(dir);
+    remove_temp_dir(dir);
     *out_acked = acked;
     *out_lost_unacked = lost;
 }
@@ -567,7 +531,7 @@ static void test_full_wal_queue_refuses_with_efull(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     gate_io g = {.io = {g_open, g_close, g_pwrite, g_pread, g_fsync, g_trunc, g_size, g_rename,
                         g_unlink, g_fsync_dir, g_crash},
                  .in = clew__fileio_posix()};
@@ -625,14 +589,14 @@ static void test_full_wal_queue_refuses_with_efull(void **state)
     clew__arena_deinit(&a);
     pthread_mutex_destroy(&g.mu);
     pthread_cond_destroy(&g.cv);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_quiesce_runs_every_callback_then_refuses(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_resource *res = mk_res(&a, "svc", NULL, NULL);
@@ -659,7 +623,7 @@ static void test_quiesce_runs_every_callback_then_refuses(void **state)
     assert_int_equal(all.total, 20); /* the refused append's callback never ran */
     acks_deinit(&all);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void count_warn(void *ud, clew_wal_log_level level, const char *msg)
@@ -674,7 +638,7 @@ static void test_undecodable_records_are_skipped(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-emb");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_resource *res = mk_res(&a, "svc", NULL, NULL);
@@ -725,7 +689,7 @@ static void test_undecodable_records_are_skipped(void **state)
     expect_trace(s, tid(6, 2), b2.rs[0].scopes[0].spans, 1);
     clew__store_destroy(s);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_bad_config(void **state)

@@ -34,6 +34,7 @@
 #include "common/buf.h"
 #include "store/embedded/embedded_store.h"
 #include "store/store.h"
+#include "dir_fixtures.h"
 #include "store_fixtures.h"
 
 /* An unknown field of ExportTraceServiceRequest (number 9, length-delimited): decoders
@@ -43,25 +44,6 @@ static const char MARKER[] = "\x4a\x19"
 #define MARKER_LEN (sizeof(MARKER) - 1)
 
 /* ---- helpers ---- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/clew-ingest-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_dir(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static clew_store *open_store(const char *dir, size_t head_max, clew_embedded_replay_stats *rs)
 {
@@ -251,24 +233,6 @@ static clew_scope *mk_scope(clew_arena *a)
     return sc;
 }
 
-/* The trace must hold exactly spans[0..n) (by content, in any order). */
-static void expect_trace(clew_store *s, clew_trace_id t, const clew_span_data *spans, size_t n)
-{
-    clew_trace_result *r = NULL;
-    assert_int_equal(s->ops->get_trace(s, &t, &r), CLEW_OK);
-    assert_int_equal(r->n_spans, n);
-    for (size_t i = 0; i < n; i++) {
-        bool found = false;
-        for (size_t j = 0; j < r->n_spans && !found; j++) {
-            found = clew__span_equal(&spans[i], r->spans[j]);
-        }
-        if (!found) {
-            fail_msg("span %zu of the trace is missing or differs", i);
-        }
-    }
-    clew__trace_result_free(r);
-}
-
 /* True when some WAL segment of `dir` holds the bytes. */
 static bool wal_contains(const char *dir, const void *needle, size_t n)
 {
@@ -321,7 +285,7 @@ static void test_held_batch_in_head_and_after_reopen(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_span_data spans[5];
@@ -349,7 +313,7 @@ static void test_held_batch_in_head_and_after_reopen(void **state)
     clew__store_destroy(s);
     waiter_deinit(&w);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* The record is the request as received: bytes the decoder skipped are in the log when
@@ -367,7 +331,7 @@ static void test_record_is_the_request_as_received(void **state)
 
     /* control: no otlp_pb hint, so the store encodes the batch */
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     clew_store *s = open_store(dir, 0, NULL);
     held_req *r = make_req(&b, MARKER, MARKER_LEN, &w);
     clew_trace_meta meta;
@@ -379,9 +343,9 @@ static void test_record_is_the_request_as_received(void **state)
     assert_true(waiter_wait(&w, 1));
     clew__store_destroy(s);
     assert_false(wal_contains(dir, MARKER, MARKER_LEN));
-    remove_dir(dir);
+    remove_temp_dir(dir);
 
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     s = open_store(dir, 0, NULL);
     append_held(s, make_req(&b, MARKER, MARKER_LEN, &w), NULL);
     assert_true(waiter_wait(&w, 2));
@@ -396,7 +360,7 @@ static void test_record_is_the_request_as_received(void **state)
     expect_trace(s, tid(1, 1), want, 3);
     expect_trace(s, tid(2, 2), want + 3, 2);
     clew__store_destroy(s);
-    remove_dir(dir);
+    remove_temp_dir(dir);
     waiter_deinit(&w);
     clew__arena_deinit(&a);
 }
@@ -407,7 +371,7 @@ static void test_meta_strings_outlive_the_call(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_span_data sp = rich_span(&a, tid(3, 3), 1);
@@ -453,7 +417,7 @@ static void test_meta_strings_outlive_the_call(void **state)
     clew__store_destroy(s);
     waiter_deinit(&w);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* Spans appended pending a sampling decision come back pending after a reopen. */
@@ -461,7 +425,7 @@ static void test_pending_state_survives_reopen(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_span_data sp[2] = {rich_span(&a, tid(4, 4), 1), rich_span(&a, tid(4, 4), 2)};
@@ -489,7 +453,7 @@ static void test_pending_state_survives_reopen(void **state)
     clew__store_destroy(s);
     waiter_deinit(&w);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* The observer sees each held batch once, before its callback. */
@@ -497,7 +461,7 @@ static void test_observer_sees_held_batch(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     clew_span_data spans[5];
@@ -514,7 +478,7 @@ static void test_observer_sees_held_batch(void **state)
     clew__store_destroy(s);
     waiter_deinit(&w);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* A full head refuses a held batch with CLEW_EFULL through the callback (which frees
@@ -523,7 +487,7 @@ static void test_full_head_refuses_held_batch(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     clew_arena a;
     clew__arena_init(&a, 4096, 0);
     enum { N = 200 };
@@ -551,7 +515,7 @@ static void test_full_head_refuses_held_batch(void **state)
     clew__store_destroy(s);
     waiter_deinit(&w);
     clew__arena_deinit(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* Many held appends from two threads at once: every one acknowledged, every span there
@@ -583,7 +547,7 @@ static void test_concurrent_held_appends(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-ingest");
     waiter w;
     waiter_init(&w);
     clew_store *s = open_store(dir, 0, NULL);
@@ -607,7 +571,7 @@ static void test_concurrent_held_appends(void **state)
     assert_int_equal(rs.traces, 2 * PER_THREAD);
     clew__store_destroy(s);
     waiter_deinit(&w);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 int main(void)

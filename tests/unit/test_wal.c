@@ -31,27 +31,9 @@
 #include "common/arena.h"
 #include "store/embedded/fileio.h"
 #include "store/embedded/wal.h"
+#include "dir_fixtures.h"
 
 /* ---- helpers ---- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/clew-wal-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-}
-
-static void remove_dir(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void seg_path(const char *dir, uint64_t seg, char *out, size_t n)
 {
@@ -367,7 +349,7 @@ static void test_roundtrip_across_rotations(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     const size_t n = 3000;
     acks a;
     acks_init(&a, n);
@@ -423,7 +405,7 @@ static void test_roundtrip_across_rotations(void **state)
     seen_free(&sn);
     acks_free(&a);
     free(ctx);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 typedef struct writer_args {
@@ -462,7 +444,7 @@ static void run_powerloss(clew_wal_fsync_mode mode, const char *point, unsigned 
                           size_t per_thread, bool power_cut, size_t *out_acked, bool *out_crashed)
 {
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     clew_fileio *pl = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&pl), CLEW_OK);
     size_t n = per_thread * 2;
@@ -524,7 +506,7 @@ static void run_powerloss(clew_wal_fsync_mode mode, const char *point, unsigned 
     acks_free(&a);
     free(ctx);
     clew__fileio_powerloss_destroy(pl);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_always_acks_only_durable_records(void **state)
@@ -574,7 +556,7 @@ static void test_always_group_commit(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     wrap_io w;
     wrap_init(&w, clew__fileio_posix());
     clew_wal_options o = {.io = &w.base, .fsync_mode = CLEW_WAL_FSYNC_ALWAYS};
@@ -603,14 +585,14 @@ static void test_always_group_commit(void **state)
     acks_free(&a);
     free(ctx);
     wrap_deinit(&w);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_never_and_interval_timing(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     clew_fileio *pl = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&pl), CLEW_OK);
     wrap_io w;
@@ -681,7 +663,7 @@ static void test_never_and_interval_timing(void **state)
     acks_free(&a);
     wrap_deinit(&w);
     clew__fileio_powerloss_destroy(pl);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* Writes `n` records into segment 1 of a fresh WAL and returns the segment's bytes. */
@@ -712,14 +694,14 @@ static void test_torn_tail_every_offset(void **state)
 {
     (void)state;
     char src[64];
-    make_dir(src, sizeof(src));
+    make_temp_dir(src, sizeof(src), "clew-wal");
     size_t size = 0;
     uint64_t last_off = 0;
     uint8_t *data = build_segment(src, 5, &size, &last_off);
-    remove_dir(src);
+    remove_temp_dir(src);
     for (size_t cut = last_off; cut < size; cut++) {
         char dir[64], p[128], wd[128];
-        make_dir(dir, sizeof(dir));
+        make_temp_dir(dir, sizeof(dir), "clew-wal");
         snprintf(wd, sizeof(wd), "%s/wal", dir);
         mkdir(wd, 0755);
         seg_path(dir, 1, p, sizeof(p));
@@ -747,12 +729,12 @@ static void test_torn_tail_every_offset(void **state)
         }
         assert_int_equal(clew__wal_close(wal), CLEW_OK);
         seen_free(&sn);
-        remove_dir(dir);
+        remove_temp_dir(dir);
     }
     /* a flipped byte in the last record, and zeros after it, are cut the same way */
     for (int variant = 0; variant < 2; variant++) {
         char dir[64], p[128], wd[128];
-        make_dir(dir, sizeof(dir));
+        make_temp_dir(dir, sizeof(dir), "clew-wal");
         snprintf(wd, sizeof(wd), "%s/wal", dir);
         mkdir(wd, 0755);
         seg_path(dir, 1, p, sizeof(p));
@@ -777,7 +759,7 @@ static void test_torn_tail_every_offset(void **state)
         assert_int_equal(clew__wal_close(wal), CLEW_OK);
         seen_free(&sn);
         free(copy);
-        remove_dir(dir);
+        remove_temp_dir(dir);
     }
     free(data);
 }
@@ -786,7 +768,7 @@ static void test_corrupt_middle_of_older_segment(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     clew_wal_options o = {.fsync_mode = CLEW_WAL_FSYNC_NEVER};
     clew_wal *wal = NULL;
     acks a;
@@ -829,14 +811,14 @@ static void test_corrupt_middle_of_older_segment(void **state)
     seen_free(&sn);
     free(d);
     acks_free(&a);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_version_mismatch(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     size_t size = 0;
     uint64_t last = 0;
     uint8_t *d = build_segment(dir, 3, &size, &last);
@@ -860,14 +842,14 @@ static void test_version_mismatch(void **state)
     assert_int_equal(clew__wal_scan_buffer(d, size, 1, 0, NULL, NULL, &res), CLEW_OK);
     assert_int_equal(res.header, CLEW_EUNSUPPORTED);
     free(d);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_release_segments(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     clew_wal_options o = {.fsync_mode = CLEW_WAL_FSYNC_ALWAYS};
     clew_wal *wal = NULL;
     assert_int_equal(clew__wal_open(dir, &o, NULL, NULL, &wal), CLEW_OK);
@@ -902,7 +884,7 @@ static void test_release_segments(void **state)
     assert_int_equal(sn.ids[0], 5);
     assert_int_equal(clew__wal_close(wal), CLEW_OK);
     seen_free(&sn);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 /* Drives appends, rotations and releases in one thread until the armed crash kills the
@@ -911,7 +893,7 @@ static void test_release_segments(void **state)
 static void crash_case(const char *point, unsigned nth)
 {
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     clew_fileio *pl = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&pl), CLEW_OK);
     const size_t n = 400;
@@ -973,7 +955,7 @@ static void crash_case(const char *point, unsigned nth)
     acks_free(&a);
     free(ctx);
     clew__fileio_powerloss_destroy(pl);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_crash_points(void **state)
@@ -992,7 +974,7 @@ static void test_backpressure(void **state)
 {
     (void)state;
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     wrap_io w;
     wrap_init(&w, clew__fileio_posix());
     clew_wal_options o = {.io = &w.base,
@@ -1031,7 +1013,7 @@ static void test_backpressure(void **state)
     acks_free(&a);
     free(ctx);
     wrap_deinit(&w);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_payloads(void **state)
@@ -1122,7 +1104,7 @@ static void test_otlp_batch_roundtrip(void **state)
     assert_int_equal(clew__otlp_pb_decode(pb, n, &arena, &before, &err), CLEW_OK);
     assert_true(before.n_spans > 0);
     char dir[64];
-    make_dir(dir, sizeof(dir));
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
     clew_wal *wal = NULL;
     assert_int_equal(clew__wal_open(dir, NULL, NULL, NULL, &wal), CLEW_OK);
     uint8_t *payload = NULL;
@@ -1146,7 +1128,7 @@ static void test_otlp_batch_roundtrip(void **state)
     free(g.bytes);
     clew__arena_deinit(&arena);
     free(pb);
-    remove_dir(dir);
+    remove_temp_dir(dir);
 }
 
 int main(void)
