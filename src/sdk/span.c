@@ -21,8 +21,14 @@
  * frees and reallocates). */
 #define POOL_MAX_FREE    4096
 #define SPAN_ARENA_CHUNK 2048
+/* Attribute slots a recording span starts with, in its inline region (8 x 40 of its 640
+ * bytes; the rest is for names, keys and values). */
+#define SPAN_FIRST_ATTRS 8
 /* A span's own memory is bounded too: past this, new data is dropped and counted. */
 #define SPAN_ARENA_LIMIT (4u << 20)
+
+_Static_assert(SPAN_FIRST_ATTRS * sizeof(clew_kv) <= sizeof(((clew_span *)0)->inl) / 2,
+               "the first attribute slots take at most half of the inline region");
 
 static clew_span g_noop_span; /* pool NULL, not recording, invalid context */
 
@@ -441,20 +447,23 @@ static __attribute__((noinline)) bool attrs_grow(clew_span *s, clew_attrs *list,
  * attribute is counted as dropped). NULL without counting for an empty key.
  * The caller writes the value into the slot: building a clew_value on the
  * stack and copying it cost a store-forwarding stall per attribute. */
-static inline clew_value *attrs_slot(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t limit,
-                                     const char *key)
+/* The entry of `key` (klen bytes) in `list`, or NULL. */
+static inline clew_kv *attrs_find(clew_attrs *list, const char *key, size_t klen)
 {
-    if (key == NULL || key[0] == '\0') {
-        return NULL;
-    }
-    size_t klen = strlen(key);
     clew_kv *items = list->items;
     for (uint32_t i = 0; i < list->n; i++) {
         if (items[i].key.len == klen && items[i].key.ptr[0] == key[0] &&
             memcmp(items[i].key.ptr, key, klen) == 0) {
-            return &items[i].value;
+            return &items[i];
         }
     }
+    return NULL;
+}
+
+/* A new entry at the end of `list` (capacity *cap, growing in span memory), its key not
+ * set yet; NULL (counted as dropped) when the count limit is reached or memory is out. */
+static inline clew_kv *attrs_add(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t limit)
+{
     if (__builtin_expect(list->n >= limit, 0)) {
         list->dropped++;
         return NULL;
@@ -463,12 +472,33 @@ static inline clew_value *attrs_slot(clew_span *s, clew_attrs *list, uint32_t *c
         list->dropped++;
         return NULL;
     }
+    return &list->items[list->n++];
+}
+
+/* The value slot of `key` in `list`: the existing entry's when the key is set already,
+ * else a new entry with a copy of the key (see attrs_add). NULL without counting for an
+ * empty key. The caller writes the value into the slot: building a clew_value on the
+ * stack and copying it cost a store-forwarding stall per attribute. */
+static inline clew_value *attrs_slot(clew_span *s, clew_attrs *list, uint32_t *cap, uint32_t limit,
+                                     const char *key)
+{
+    if (key == NULL || key[0] == '\0') {
+        return NULL;
+    }
+    size_t klen = strlen(key);
+    clew_kv *kv = attrs_find(list, key, klen);
+    if (kv != NULL) {
+        return &kv->value;
+    }
     clew_str k = span_strdup(s, key, klen);
     if (__builtin_expect(k.ptr == NULL, 0)) {
         list->dropped++;
         return NULL;
     }
-    clew_kv *kv = &list->items[list->n++];
+    kv = attrs_add(s, list, cap, limit);
+    if (kv == NULL) {
+        return NULL;
+    }
     kv->key = k;
     return &kv->value;
 }
@@ -662,18 +692,23 @@ static __attribute__((noinline)) clew_span *span_start_full(clew_tracer *t, cons
     s->id_pending = 0;
     span_make_id(s);
     s->recording = 1;
-    s->inl_used = 0;
+    /* the first attribute slots are taken from the inline region right away: nearly every
+     * span gets attributes, and growing the list from nothing was a call per span */
+    uint32_t first =
+        p->limits.attribute_count < SPAN_FIRST_ATTRS ? p->limits.attribute_count : SPAN_FIRST_ATTRS;
+    s->inl_used = first * (uint32_t)sizeof(clew_kv);
     s->sampled = dec == CLEW_SAMPLING_RECORD_AND_SAMPLE;
     s->status_final = 0;
     if (s->sampled) {
         ctx->trace_flags |= CLEW_TRACE_FLAG_SAMPLED;
     }
-    s->attr_cap = s->event_cap = s->link_cap = 0;
+    s->attr_cap = first;
+    s->event_cap = s->link_cap = 0;
 
     /* field by field: a memset of the whole record costs more than the span's
      * attributes (rep stos start-up) and most fields are written below anyway */
     clew_span_data *d = &s->data;
-    d->attrs = (clew_attrs){NULL, 0, 0};
+    d->attrs = (clew_attrs){first > 0 ? (clew_kv *)(void *)s->inl : NULL, 0, 0};
     d->events = NULL;
     d->n_events = d->dropped_events = 0;
     d->links = NULL;
@@ -819,16 +854,36 @@ static __attribute__((noinline)) void set_str_rec(clew_span *s, const char *key,
         return;
     }
     size_t n = utf8_cut(value, strlen(value), s->provider->limits.attribute_value_length);
-    clew_str v = span_strdup(s, value, n);
-    if (v.ptr == NULL) {
-        s->data.attrs.dropped++;
-        return;
+    size_t klen = strlen(key);
+    clew_attrs *list = &s->data.attrs;
+    clew_kv *kv = attrs_find(list, key, klen);
+    char *d;
+    if (kv != NULL) {
+        d = span_mem_inl(s, n + 1);
+        if (__builtin_expect(d == NULL, 0)) {
+            list->dropped++;
+            return;
+        }
+    } else {
+        /* a new key: its copy and the value's in one piece of span memory */
+        kv = attrs_add(s, list, &s->attr_cap, s->provider->limits.attribute_count);
+        char *k = kv != NULL ? span_mem_inl(s, klen + 1 + n + 1) : NULL;
+        if (__builtin_expect(k == NULL, 0)) {
+            if (kv != NULL) {
+                list->n--; /* the entry just added stays unused */
+                list->dropped++;
+            }
+            return;
+        }
+        copy_short(k, key, klen);
+        k[klen] = '\0';
+        kv->key = (clew_str){k, klen};
+        d = k + klen + 1;
     }
-    clew_value *slot = span_attr_slot(s, key);
-    if (slot != NULL) {
-        slot->type = CLEW_VALUE_STRING;
-        slot->u.s = v;
-    }
+    copy_short(d, value, n);
+    d[n] = '\0';
+    kv->value.type = CLEW_VALUE_STRING;
+    kv->value.u.s = (clew_str){d, n};
 }
 
 void clew_span_set_str(clew_span *s, const char *key, const char *value)

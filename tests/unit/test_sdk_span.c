@@ -395,6 +395,67 @@ static void test_kvlist_attrs(void **state)
     free(text);
 }
 
+/* Many attributes with long values (past the span's first attribute slots and past its
+ * inline memory), keys set again as another type or another string: every key once, with
+ * its last value, nothing dropped; and a limit of 1 attribute (one eager slot) keeps the
+ * first and drops the second. */
+static void test_many_attributes(void **state)
+{
+    (void)state;
+    clew_provider *p = make_provider(NULL, NULL);
+    clew_span *s = clew_span_start(tracer(p), "many", NULL);
+    char key[32], val[128];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "attr.%d", i);
+        snprintf(val, sizeof(val), "%0100d", i); /* 100 digits */
+        clew_span_set_str(s, key, val);
+    }
+    for (int i = 0; i < 40; i += 4) {
+        snprintf(key, sizeof(key), "attr.%d", i);
+        clew_span_set_int(s, key, -i);
+        snprintf(key, sizeof(key), "attr.%d", i + 1);
+        clew_span_set_str(s, key, "again");
+    }
+    clew_span_end(s, 0);
+    clew_provider_destroy(p);
+
+    clew_span_limits l;
+    clew_span_limits_init(&l);
+    l.attribute_count = 1; /* 0 would mean the default */
+    clew_provider *p0 = make_provider(NULL, &l);
+    clew_span *s0 = clew_span_start(tracer(p0), "none", NULL);
+    clew_span_set_str(s0, "a", "x");
+    clew_span_set_int(s0, "b", 1);
+    clew_span_end(s0, 0);
+    clew_provider_destroy(p0);
+
+    assert_int_equal(decode_all(), 2);
+    const clew_span_data *d = cap.spans[0];
+    if (d->attrs.n != 40) {
+        d = cap.spans[1];
+    }
+    assert_int_equal(d->attrs.n, 40);
+    assert_int_equal(d->attrs.dropped, 0);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "attr.%d", i);
+        const clew_value *v = attr(&d->attrs, key);
+        assert_non_null(v);
+        if (i % 4 == 0) {
+            assert_int_equal(v->type, CLEW_VALUE_INT);
+            assert_int_equal(v->u.i, -i);
+        } else if (i % 4 == 1) {
+            assert_true(str_is(v->u.s, "again"));
+        } else {
+            snprintf(val, sizeof(val), "%0100d", i);
+            assert_true(str_is(v->u.s, val));
+        }
+    }
+    const clew_span_data *d0 = d == cap.spans[0] ? cap.spans[1] : cap.spans[0];
+    assert_int_equal(d0->attrs.n, 1);
+    assert_int_equal(d0->attrs.dropped, 1);
+    assert_true(str_is(attr(&d0->attrs, "a")->u.s, "x"));
+}
+
 /* Limits: extra attributes, events and links are dropped and counted; long
  * strings are cut (at a UTF-8 boundary, per array element too). */
 static void test_limits(void **state)
@@ -749,6 +810,7 @@ int main(void)
         cmocka_unit_test_teardown(test_explicit_and_remote_parent, teardown),
         cmocka_unit_test_teardown(test_attribute_types, teardown),
         cmocka_unit_test_teardown(test_kvlist_attrs, teardown),
+        cmocka_unit_test_teardown(test_many_attributes, teardown),
         cmocka_unit_test_teardown(test_limits, teardown),
         cmocka_unit_test_teardown(test_events_exception_links, teardown),
         cmocka_unit_test_teardown(test_status_rules, teardown),
