@@ -105,7 +105,8 @@ static void count(const clew_limits *l, clew_limit_what what)
     }
 }
 
-static void limit_span(const clew_limits *l, clew_span_data *sp)
+/* Limits one span; true if anything in it was cut. */
+static bool limit_span(const clew_limits *l, clew_span_data *sp)
 {
     bool hit[CLEW_LIMIT_COUNT] = {false};
     uint64_t len = l->attribute_value_length;
@@ -130,27 +131,40 @@ static void limit_span(const clew_limits *l, clew_span_data *sp)
         limit_attrs(&sp->links[i].attrs, l->link_attribute_count, len,
                     &hit[CLEW_LIMIT_LINK_ATTRIBUTES], &hit[CLEW_LIMIT_VALUE_LENGTH]);
     }
+    bool any = false;
     for (int w = 0; w < CLEW_LIMIT_COUNT; w++) {
         if (hit[w]) {
             count(l, (clew_limit_what)w);
+            any = true;
         }
     }
+    return any;
 }
 
-clew_status clew__limits_apply(const clew_limits *limits, clew_batch *batch, clew_arena *arena)
+clew_status clew__limits_apply_changed(const clew_limits *limits, clew_batch *batch,
+                                       clew_arena *arena, bool *changed)
 {
     (void)arena; /* truncation shrinks lengths in place: nothing to allocate */
+    *changed = false;
     if (limits == NULL || batch == NULL) {
         return CLEW_EINVAL;
     }
+    bool any = false;
     for (size_t r = 0; r < batch->n_rs; r++) {
         clew_resource_spans *rs = &batch->rs[r];
         for (size_t s = 0; s < rs->n_scopes; s++) {
             clew_scope_spans *ss = &rs->scopes[s];
             for (size_t i = 0; i < ss->n_spans; i++) {
-                limit_span(limits, &ss->spans[i]);
+                any |= limit_span(limits, &ss->spans[i]);
             }
         }
     }
+    *changed = any;
     return CLEW_OK;
+}
+
+clew_status clew__limits_apply(const clew_limits *limits, clew_batch *batch, clew_arena *arena)
+{
+    bool changed;
+    return clew__limits_apply_changed(limits, batch, arena, &changed);
 }

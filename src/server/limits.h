@@ -19,6 +19,7 @@
 #define CLEW_SERVER_LIMITS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "clew/status.h"
@@ -61,5 +62,15 @@ typedef struct clew_limits {
  */
 CLEW_NODISCARD clew_status clew__limits_apply(const clew_limits *limits, clew_batch *batch,
                                               clew_arena *arena);
+
+/*
+ * clew__limits_apply that also tells whether it changed this batch: *changed is
+ * true iff some limit cut something in one of its spans (exactly what the counters
+ * count, but for this batch alone: other threads' batches do not show). A receiver
+ * uses it to know that the batch still is what the request's bytes say. *changed is
+ * false on CLEW_EINVAL; `changed` must not be NULL.
+ */
+CLEW_NODISCARD clew_status clew__limits_apply_changed(const clew_limits *limits, clew_batch *batch,
+                                                      clew_arena *arena, bool *changed);
 
 #endif /* CLEW_SERVER_LIMITS_H */

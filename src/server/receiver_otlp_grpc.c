@@ -18,6 +18,15 @@
  *   loop thread   done(): answer HEADERS + message + trailers (or trailers only
  *                 for an error), give the budget back.
  *
+ * The job holds the batch until the store calls back (meta.batch_held), as the
+ * OTLP/HTTP receiver does: the worker's arena (and gunzip buffer) move into the job
+ * before the append and the message stays with it, so the embedded store can put the
+ * spans into its head from this very batch once its WAL record is durable. The budget
+ * charged for the gunzipped copy and the arena moves into the job with them and is
+ * given back in done(). A message that the decoder and the span limits left as it was
+ * goes to the store as its own bytes too (meta.otlp_pb), which the WAL record is then
+ * made of, instead of an encoding of the batch.
+ *
  * A stream the client resets, or a connection that closes, while its job is in
  * the pool: the stream is freed and the job's stream pointer cleared (both on the
  * loop thread, so no lock); the job keeps a reference on the connection struct,
@@ -53,6 +62,8 @@ static const char METHOD_PATH[] = "/opentelemetry.proto.collector.trace.v1.Trace
  * by WINDOW_UPDATE round trips; every byte received is charged to the budget. */
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW   (16 << 20)
+/* the gunzip buffer a worker keeps between jobs at most (as http.c does) */
+#define SCRATCH_KEEP ((size_t)4 * 1024 * 1024)
 
 /* gRPC status codes we answer with */
 enum {
@@ -113,9 +124,13 @@ struct grpc_job {
     clew_otlp_grpc_receiver *rx;
     grpc_conn *conn;     /* referenced (conn->refs) */
     grpc_stream *stream; /* NULL once the stream is gone */
-    clew_buf msg;
+    clew_buf msg;        /* the message as received; freed early once gunzipped */
     bool compressed;
-    uint64_t reserved;
+    uint64_t reserved; /* bytes charged to the ingest budget, released in done() */
+    /* what the store may read until it calls back (see the top of the file) */
+    clew_batch batch;
+    clew_arena arena; /* the worker's arena, moved here; zero until then */
+    clew_buf scratch; /* the gunzipped message, moved here; zero until then */
     uint64_t n_spans;
     uint64_t rejected;
     int code; /* non-zero: the worker decided (an error) */
@@ -327,6 +342,14 @@ static grpc_stream *stream_of(grpc_conn *c, int32_t id)
 
 /* ---- jobs ---- */
 
+static void job_free(grpc_job *j)
+{
+    clew__buf_deinit(&j->msg);
+    clew__arena_deinit(&j->arena);
+    clew__buf_deinit(&j->scratch);
+    clew__free(j);
+}
+
 static void job_fail(grpc_job *j, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -350,7 +373,8 @@ static void on_appended(clew_status rc, void *ud)
 /* The work proper. Budget for what lives in the worker (the gunzipped copy, the
  * decode arena) goes to *local and is released by grpc_work when this returns:
  * the worker resets both after every job, and the job itself may already be
- * answered and freed by then, so it must not carry that budget. */
+ * answered and freed by then, so it must not carry that budget - until both move
+ * into the job just before the append, and their budget with them. */
 static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
 {
     clew_otlp_grpc_receiver *rx = j->rx;
@@ -397,11 +421,11 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
     const uint8_t *data = in.data;
     size_t len = in.len;
 
-    clew_batch batch;
+    clew_batch *batch = &j->batch;
     clew_error err;
-    memset(&batch, 0, sizeof(batch));
+    memset(batch, 0, sizeof(*batch));
     memset(&err, 0, sizeof(err));
-    clew_status rc = clew__otlp_pb_decode(data, len, &w->arena, &batch, &err);
+    clew_status rc = clew__otlp_pb_decode(data, len, &w->arena, batch, &err);
     if (rc == CLEW_EPARSE) {
         job_fail(j, GRPC_INVALID_ARGUMENT, "malformed OTLP protobuf request: %s",
                  err.msg[0] ? err.msg : "bad input");
@@ -421,29 +445,55 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
         job_fail(j, GRPC_INTERNAL, "decoding failed: %s", clew_strerror(rc));
         return;
     }
-    clew__ingest_count(m, CLEW_RECV_OTLP_GRPC, CLEW_FMT_PROTOBUF, &batch);
-    if (rx->limits != NULL && clew__limits_apply(rx->limits, &batch, &w->arena) != CLEW_OK) {
+    clew__ingest_count(m, CLEW_RECV_OTLP_GRPC, CLEW_FMT_PROTOBUF, batch);
+    bool limited = false;
+    if (rx->limits != NULL &&
+        clew__limits_apply_changed(rx->limits, batch, &w->arena, &limited) != CLEW_OK) {
         job_fail(j, GRPC_INTERNAL, "applying the span limits failed");
         return;
     }
-    j->rejected = batch.rejected;
-    j->n_spans = batch.n_spans;
-    clew__ingest_reject_msg(&batch, j->msg_text, sizeof(j->msg_text));
-    if (batch.n_spans == 0) {
+    j->rejected = batch->rejected;
+    j->n_spans = batch->n_spans;
+    clew__ingest_reject_msg(batch, j->msg_text, sizeof(j->msg_text));
+    if (batch->n_spans == 0) {
         j->append_rc = CLEW_OK;
         clew__http_complete(rx->srv, &j->base);
         return;
     }
-    /* the job may be answered and freed as soon as append calls back, and the
-     * zero-copy batch points into the message: take it out of the job first */
-    clew_buf msg = j->msg;
-    clew__buf_init(&j->msg, 0);
-    rc = clew__ingest_append(rx->store, &batch, on_appended, j);
+    /* the store may read the batch until it calls back, and the job may be answered and
+     * freed as soon as it does: everything the batch points into (the arena, the gunzipped
+     * message or the message itself) moves into the job first, with its budget, and the
+     * job is not touched after append */
+    j->arena = w->arena;
+    clew__arena_init(&w->arena, j->arena.chunk_size, 0);
+    if (j->compressed) {
+        j->scratch = w->scratch;
+        clew__buf_init(&w->scratch, 0);
+        /* a head start for the next gzip message, as if the worker had kept its buffer
+         * (it keeps up to 4 MiB between jobs), so that it does not double up from
+         * nothing; a failure only loses the head start */
+        size_t keep = j->scratch.cap < SCRATCH_KEEP ? j->scratch.cap : SCRATCH_KEEP;
+        clew_status rrc = keep > 1 ? clew__buf_reserve(&w->scratch, keep - 1) : CLEW_OK;
+        (void)rrc;
+    }
+    j->reserved += *local;
+    *local = 0;
+    clew_trace_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.state = CLEW_TRACE_KEPT;
+    meta.adjusted_count = 1.0;
+    meta.batch_held = true;
+    if (batch->rejected == 0 && !limited) {
+        /* the message's bytes still say exactly what the batch holds */
+        meta.otlp_pb = data;
+        meta.otlp_pb_len = len;
+    }
+    rc = rx->store->ops->append(rx->store, batch, &meta, on_appended, j);
     if (rc != CLEW_OK) {
+        /* the callback will never run: answer here */
         j->append_rc = rc;
         clew__http_complete(rx->srv, &j->base);
     }
-    clew__buf_deinit(&msg);
 }
 
 static void grpc_work(clew_http_job *base, clew_http_worker *w)
@@ -502,15 +552,13 @@ static void grpc_done(clew_http_job *base)
         } else {
             answer_error(st, code, "%s", text);
         }
-        clew__buf_deinit(&j->msg);
-        clew__free(j);
+        job_free(j);
         conn_flush(c); /* may close and free c */
         return;
     }
     /* nobody is listening for this answer any more */
     atomic_fetch_add_explicit(&m->grpc_calls[GRPC_CANCELLED], 1, memory_order_relaxed);
-    clew__buf_deinit(&j->msg);
-    clew__free(j);
+    job_free(j);
     conn_release(c);
 }
 

@@ -325,24 +325,6 @@ static void job_free(otlp_job *j)
     clew__free(j);
 }
 
-/* The limits' change counters summed: the limits changed a batch when this grew while
- * they applied to it (another request may make it grow too: then the batch only looks
- * changed). False when the limits keep no counters, so that nothing can be told. */
-static bool limit_hits(const clew_limits *l, uint64_t *out)
-{
-    *out = 0;
-    if (l == NULL) {
-        return true;
-    }
-    if (l->counters == NULL) {
-        return false;
-    }
-    for (int w = 0; w < CLEW_LIMIT_COUNT; w++) {
-        *out += atomic_load_explicit(&l->counters[w], memory_order_relaxed);
-    }
-    return true;
-}
-
 static void job_fail(otlp_job *j, int http_code, int32_t rpc_code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -412,13 +394,14 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
         job_fail(j, 500, RPC_INTERNAL, "decoding failed: %s", clew_strerror(rc));
         return;
     }
-    uint64_t hits_before = 0, hits_after = 0;
-    bool as_received = !j->json && batch->rejected == 0 && limit_hits(rx->limits, &hits_before);
-    if (rx->limits != NULL && clew__limits_apply(rx->limits, batch, &w->arena) != CLEW_OK) {
+    bool limited = false;
+    if (rx->limits != NULL &&
+        clew__limits_apply_changed(rx->limits, batch, &w->arena, &limited) != CLEW_OK) {
         job_fail(j, 500, RPC_INTERNAL, "applying the span limits failed");
         return;
     }
-    as_received = as_received && limit_hits(rx->limits, &hits_after) && hits_after == hits_before;
+    /* the request's bytes still say exactly what the batch holds */
+    bool as_received = !j->json && batch->rejected == 0 && !limited;
 
     clew__ingest_count(m, CLEW_RECV_OTLP_HTTP, j->json ? CLEW_FMT_JSON : CLEW_FMT_PROTOBUF, batch);
     j->rejected = batch->rejected;

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_limits.c - clew__limits_apply: counts kept and dropped counts
  * added (never silent), value truncation (UTF-8 boundaries, bytes, arrays, key
- * lists), events and links, "0 = no limit", and the per-limit counters.
+ * lists), events and links, "0 = no limit", and the per-limit counters; and
+ * clew__limits_apply_changed telling exactly whether this batch was changed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -259,6 +260,113 @@ static void bad_arguments(void **state)
     assert_string_equal(clew__limit_names[CLEW_LIMIT_VALUE_LENGTH], "attribute_value_length");
 }
 
+/* A fresh one-span batch (3 attributes of "v", 2 events and 2 links of 5 attributes
+ * each) put through limits l: whether clew__limits_apply_changed says it changed. */
+static bool changed_by(const clew_limits *l)
+{
+    fixture f;
+    fixture_init(&f, 3, 2, 2);
+    bool changed = true;
+    assert_int_equal(clew__limits_apply_changed(l, &f.batch, &f.arena, &changed), CLEW_OK);
+    fixture_deinit(&f);
+    return changed;
+}
+
+static void changed_is_exact(void **state)
+{
+    (void)state;
+    _Atomic uint64_t counters[CLEW_LIMIT_COUNT] = {0};
+    /* within every limit, some of them exactly at it: unchanged */
+    clew_limits l = {.span_attribute_count = 3,
+                     .event_attribute_count = 5,
+                     .link_attribute_count = 5,
+                     .attribute_value_length = 5, /* "event" is 5 bytes */
+                     .span_event_count = 2,
+                     .span_link_count = 2,
+                     .counters = counters};
+    assert_false(changed_by(&l));
+    clew_limits none;
+    memset(&none, 0, sizeof(none));
+    assert_false(changed_by(&none));
+
+    /* each kind of cut, alone, reports a change */
+    clew_limits c = l;
+    c.span_attribute_count = 2;
+    assert_true(changed_by(&c));
+    c = l;
+    c.event_attribute_count = 4;
+    assert_true(changed_by(&c));
+    c = l;
+    c.link_attribute_count = 4;
+    assert_true(changed_by(&c));
+    c = l;
+    c.span_event_count = 1;
+    assert_true(changed_by(&c));
+    c = l;
+    c.span_link_count = 1;
+    assert_true(changed_by(&c));
+    c = l;
+    c.attribute_value_length = 4; /* cuts only the events' "event" values */
+    assert_true(changed_by(&c));
+    /* and with no counters to look at, it is still told */
+    c = l;
+    c.span_attribute_count = 1;
+    c.counters = NULL;
+    assert_true(changed_by(&c));
+
+    /* another batch's cut does not show in this one's answer, although the shared
+     * counters moved meanwhile */
+    uint64_t before = atomic_load(&counters[CLEW_LIMIT_SPAN_ATTRIBUTES]);
+    assert_true(before > 0);
+    assert_false(changed_by(&l));
+
+    /* a nested value and a bytes value, each on its own, in the last of several spans */
+    fixture f;
+    fixture_init(&f, 0, 0, 0);
+    clew_span_data *spans = clew__arena_calloc(&f.arena, 3, sizeof(*spans));
+    assert_non_null(spans);
+    clew_value *items = clew__arena_calloc(&f.arena, 1, sizeof(*items));
+    assert_non_null(items);
+    items[0].type = CLEW_VALUE_STRING;
+    items[0].u.s = clew__arena_strdup(&f.arena, "abcdef", 6);
+    for (int i = 0; i < 3; i++) {
+        spans[i].attrs.items = make_attrs(&f.arena, 1, "x");
+        spans[i].attrs.n = 1;
+    }
+    spans[2].attrs.items[0].value.type = CLEW_VALUE_ARRAY;
+    spans[2].attrs.items[0].value.u.array.items = items;
+    spans[2].attrs.items[0].value.u.array.n = 1;
+    f.batch.rs[0].scopes[0].spans = spans;
+    f.batch.rs[0].scopes[0].n_spans = 3;
+    f.batch.n_spans = 3;
+    clew_limits v = {.attribute_value_length = 6};
+    bool changed = true;
+    assert_int_equal(clew__limits_apply_changed(&v, &f.batch, &f.arena, &changed), CLEW_OK);
+    assert_false(changed);
+    v.attribute_value_length = 5;
+    assert_int_equal(clew__limits_apply_changed(&v, &f.batch, &f.arena, &changed), CLEW_OK);
+    assert_true(changed);
+    assert_int_equal(items[0].u.s.len, 5);
+    /* applying the same limits again finds nothing left to cut */
+    assert_int_equal(clew__limits_apply_changed(&v, &f.batch, &f.arena, &changed), CLEW_OK);
+    assert_false(changed);
+    spans[1].attrs.items[0].value.type = CLEW_VALUE_BYTES;
+    spans[1].attrs.items[0].value.u.s = clew__arena_strdup(&f.arena, "\x01\x02\x03\x04\x05\x06", 6);
+    assert_int_equal(clew__limits_apply_changed(&v, &f.batch, &f.arena, &changed), CLEW_OK);
+    assert_true(changed);
+    fixture_deinit(&f);
+
+    /* bad arguments change nothing and say so */
+    clew_batch b;
+    memset(&b, 0, sizeof(b));
+    changed = true;
+    assert_int_equal(clew__limits_apply_changed(NULL, &b, NULL, &changed), CLEW_EINVAL);
+    assert_false(changed);
+    changed = true;
+    assert_int_equal(clew__limits_apply_changed(&l, NULL, NULL, &changed), CLEW_EINVAL);
+    assert_false(changed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +377,7 @@ int main(void)
         cmocka_unit_test(value_truncation),
         cmocka_unit_test(several_spans_counted_each),
         cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(changed_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
