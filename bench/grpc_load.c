@@ -258,6 +258,13 @@ out:
     return NULL;
 }
 
+static void grpc_usage(FILE *to)
+{
+    usage_as(to, "grpc_load",
+             "OTLP/gRPC server as http://HOST:PORT, the path ignored (default port 4317)");
+    fprintf(to, "  --streams N          calls in flight per connection, 1-100 (default 8)\n");
+}
+
 int main(int argc, char **argv)
 {
     /* take --streams out, hand the rest to ingest_load's parser */
@@ -268,6 +275,11 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < argc; i++) {
+        if (i > 0 && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
+            grpc_usage(stdout);
+            clew__free(args);
+            return 0;
+        }
         if (strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
             uint64_t v = 0;
             if (!parse_u64(argv[i + 1], &v) || v < 1 || v > 100) {
@@ -285,8 +297,7 @@ int main(int argc, char **argv)
     int prc = parse_args(&o, n_args, args);
     clew__free(args);
     if (prc != 0) {
-        usage(stderr);
-        fprintf(stderr, "  --streams N          calls in flight per connection (default 8)\n");
+        grpc_usage(stderr);
         return 2;
     }
     bool default_url = true;

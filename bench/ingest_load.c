@@ -876,11 +876,12 @@ static bool proc_peak_rss_kib(long pid, unsigned long long *out)
 
 /* ---- main ---- */
 
-static void usage(FILE *to)
+/* The options' help under another tool's name and --url line (grpc_load shares them). */
+static void usage_as(FILE *to, const char *prog, const char *url_help)
 {
     fprintf(to,
-            "usage: ingest_load [options]\n"
-            "  --url URL            OTLP/HTTP endpoint (default http://127.0.0.1:4318/v1/traces)\n"
+            "usage: %s [options]\n"
+            "  --url URL            %s\n"
             "  --spans N            spans to send, rounded up to whole requests (default 2000000)\n"
             "  --duration SECONDS   stop after this long instead (with --spans 0: only this)\n"
             "  --connections C      keep-alive connections, one thread each (default 2)\n"
@@ -893,7 +894,12 @@ static void usage(FILE *to)
             "  --retry N            resend a request answered 429/503 up to N times after a\n"
             "                       pause (50 ms doubling to 1 s), as OTLP exporters do\n"
             "                       (default 0: a 429 counts as not acknowledged)\n",
-            MAX_SERVICES);
+            prog, url_help, MAX_SERVICES);
+}
+
+static void usage(FILE *to)
+{
+    usage_as(to, "ingest_load", "OTLP/HTTP endpoint (default http://127.0.0.1:4318/v1/traces)");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
