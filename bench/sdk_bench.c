@@ -12,12 +12,15 @@
  * Measuring on a shared machine: the single-thread figures are taken in rounds
  * (ROUND_SAMPLED sampled spans, ROUND other operations), each timed on the
  * thread's CPU clock; the figure printed is the median round ("best" is the
- * fastest), so a round disturbed by another process moves neither. Between
- * rounds of sampled spans the batch processor is flushed (untimed), so a round
- * never finds the queue (2048) full: every span measured is an enqueued one,
- * and the export thread still runs during the round (it is woken each time a
- * batch fills, as in production). Other rounds are longer, so the two CPU-clock
- * reads around each (system calls) stay below 1 % of it.
+ * fastest), so a round disturbed by another process moves neither. The rounds
+ * of the three paths are interleaved (see single_thread_bench), so that slower
+ * stretches of the machine weigh on all of them alike. Between rounds of
+ * sampled spans the batch processor is flushed (untimed), so a round never
+ * finds the queue (2048) full: every span measured is an enqueued one, and the
+ * export thread still runs during the round (it is woken each time a batch
+ * fills, as in production). Other rounds are longer, so the two CPU-clock
+ * reads around each (system calls) stay below 1 % of it. Allocations are
+ * counted inside the timed rounds only.
  *
  * Usage: sdk_bench [spans]   (default 2,000,000)
  */
@@ -127,76 +130,144 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Per-operation figures of a series of timed rounds. */
-typedef struct rounds {
+/* One measured path: the ns per operation of each of its rounds, and its totals. */
+typedef struct path {
+    const char *label;
     double *cpu; /* ns per op of each round */
     size_t n;
     double wall; /* total ns */
-    long ops;
-} rounds;
+    long ops, allocs;
+} path;
 
-static void rounds_report(rounds *r, double *median, double *best)
+static void path_init(path *pa, const char *label, size_t max_rounds)
 {
-    qsort(r->cpu, r->n, sizeof(*r->cpu), cmp_double);
-    *median = r->n ? r->cpu[r->n / 2] : 0;
-    *best = r->n ? r->cpu[0] : 0;
+    *pa = (path){label, calloc(max_rounds, sizeof(double)), 0, 0, 0, 0};
+    if (pa->cpu == NULL) {
+        exit(1);
+    }
 }
 
-static void span_bench(const char *label, bool sampled, long n)
+static void path_report(path *pa, const char *unit, const char *extra)
 {
-    clew_provider *p = make_provider(sampled);
-    clew_tracer *t;
-    if (clew_provider_tracer(p, "bench", "1.0", &t) != CLEW_OK) {
+    qsort(pa->cpu, pa->n, sizeof(*pa->cpu), cmp_double);
+    double med = pa->n ? pa->cpu[pa->n / 2] : 0, best = pa->n ? pa->cpu[0] : 0;
+    printf("%-32s %7.1f ns/%s wall, %7.1f ns CPU (best %5.1f)  allocations %ld  %s\n", pa->label,
+           pa->wall / (double)pa->ops, unit, med, best, pa->allocs, extra);
+    free(pa->cpu);
+}
+
+/* Runs `body` k times as one timed round of `pa` (CPU and wall time, allocations). */
+#define TIMED_ROUND(pa, k, body)                                                                   \
+    do {                                                                                           \
+        long a0_ = atomic_load(&n_allocs);                                                         \
+        double t0_ = now_ns(), c0_ = cpu_ns();                                                     \
+        for (long i_ = 0; i_ < (k); i_++) {                                                        \
+            body;                                                                                  \
+        }                                                                                          \
+        double c1_ = cpu_ns(), t1_ = now_ns();                                                     \
+        (pa)->cpu[(pa)->n++] = (c1_ - c0_) / (double)(k);                                          \
+        (pa)->wall += t1_ - t0_;                                                                   \
+        (pa)->ops += (k);                                                                          \
+        (pa)->allocs += atomic_load(&n_allocs) - a0_;                                              \
+    } while (0)
+
+static void flush(clew_provider *p)
+{
+    if (clew_provider_force_flush(p, 10000) != CLEW_OK) {
+        fprintf(stderr, "sdk_bench: flush failed\n");
+    }
+}
+
+/* The state of one traceparent inject + extract (the context changes every time). */
+typedef struct prop_state {
+    clew_span_context sc;
+    clew_header items[4];
+    char buf[256];
+    const clew_propagator *prop;
+    unsigned ok;
+} prop_state;
+
+static inline void one_inject_extract(prop_state *ps)
+{
+    clew_header_list l;
+    clew_header_list_init(&l, ps->items, 0, 4, ps->buf, sizeof(ps->buf));
+    clew_carrier c = clew_http_headers_carrier(&l);
+    ps->ok += clew_propagator_inject(ps->prop, &ps->sc, NULL, &c) == CLEW_OK;
+    clew_span_context out;
+    ps->ok += clew_propagator_extract(ps->prop, &c, &out, NULL) == CLEW_OK;
+    ps->sc.span_id.bytes[7] = out.span_id.bytes[7] + 1;
+}
+
+/* The three single-thread paths, measured in interleaved rounds: each cycle is 16 rounds
+ * of sampled spans (flushed between, untimed), one round of unsampled spans and one of
+ * inject + extract. So every path's median is taken over rounds spread across the whole
+ * run: a stretch of seconds in which the machine runs slower (this VM has them: whole
+ * seconds at ~1.5x) touches every path alike instead of whichever ran then. */
+static void single_thread_bench(long n)
+{
+    clew_provider *ps = make_provider(true), *pu = make_provider(false);
+    clew_tracer *ts, *tu;
+    if (clew_provider_tracer(ps, "bench", "1.0", &ts) != CLEW_OK ||
+        clew_provider_tracer(pu, "bench", "1.0", &tu) != CLEW_OK) {
         exit(1);
     }
-    /* warm-up: the thread's pool grows to the most spans ever in flight at once
-     * (queue + the batch being exported); from then on nothing is allocated */
+    prop_state pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.prop = clew_propagator_tracecontext();
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    if (clew_traceparent_parse(tp, strlen(tp), &pr.sc) != CLEW_OK) {
+        exit(1);
+    }
+    /* warm-up: the thread's pool grows to the most spans ever in flight at once (the
+     * queue, the batch being exported, spans on their way back); from then on nothing is
+     * allocated. 4096 spans alive at once (unsampled: they come from the same per-thread
+     * pool) grow it to what it keeps at most, so a slow return of exported spans during a
+     * round does not show as an allocation. */
+    enum { PREGROW = 4096 };
+    clew_span **live = calloc(PREGROW, sizeof(*live));
+    if (live == NULL) {
+        exit(1);
+    }
+    for (int i = 0; i < PREGROW; i++) {
+        live[i] = clew_span_start(tu, "pregrow", NULL);
+    }
+    for (int i = 0; i < PREGROW; i++) {
+        clew_span_end(live[i], 0);
+    }
+    free(live);
     for (long i = 0; i < n / 4; i++) {
-        one_span(t);
-        if (i % ROUND_SAMPLED == ROUND_SAMPLED - 1 &&
-            clew_provider_force_flush(p, 10000) != CLEW_OK) {
-            fprintf(stderr, "sdk_bench: flush failed\n");
+        one_span(ts);
+        if (i % ROUND_SAMPLED == ROUND_SAMPLED - 1) {
+            flush(ps);
         }
     }
-    if (clew_provider_force_flush(p, 10000) != CLEW_OK) {
-        fprintf(stderr, "sdk_bench: flush failed\n");
-    }
+    flush(ps);
     clew_provider_stats before;
-    clew_provider_stats_get(p, &before);
-    long round = sampled ? ROUND_SAMPLED : ROUND;
-    rounds r = {calloc((size_t)(n / round + 1), sizeof(double)), 0, 0, 0};
-    if (r.cpu == NULL) {
-        exit(1);
-    }
-    long a0 = atomic_load(&n_allocs);
-    for (long done = 0; done < n; done += round) {
-        long k = n - done < round ? n - done : round;
-        double t0 = now_ns(), c0 = cpu_ns();
-        for (long i = 0; i < k; i++) {
-            one_span(t);
+    clew_provider_stats_get(ps, &before);
+    long cycles = (n + ROUND - 1) / ROUND;
+    path sampled, unsampled, prop;
+    path_init(&sampled, "sampled span (4 attrs, batch)", (size_t)cycles * (ROUND / ROUND_SAMPLED));
+    path_init(&unsampled, "unsampled span (4 attrs)", (size_t)cycles);
+    path_init(&prop, "traceparent inject+extract", (size_t)cycles);
+    for (long c = 0; c < cycles; c++) {
+        for (int r = 0; r < ROUND / ROUND_SAMPLED; r++) {
+            TIMED_ROUND(&sampled, ROUND_SAMPLED, one_span(ts));
+            flush(ps);
         }
-        double c1 = cpu_ns(), t1 = now_ns();
-        r.cpu[r.n++] = (c1 - c0) / (double)k;
-        r.wall += t1 - t0;
-        r.ops += k;
-        if (sampled && clew_provider_force_flush(p, 10000) != CLEW_OK) {
-            fprintf(stderr, "sdk_bench: flush failed\n");
-        }
-    }
-    long a1 = atomic_load(&n_allocs);
-    if (clew_provider_force_flush(p, 10000) != CLEW_OK) {
-        fprintf(stderr, "sdk_bench: flush failed\n");
+        TIMED_ROUND(&unsampled, ROUND, one_span(tu));
+        TIMED_ROUND(&prop, ROUND, one_inject_extract(&pr));
     }
     clew_provider_stats st;
-    clew_provider_stats_get(p, &st);
-    double med, best;
-    rounds_report(&r, &med, &best);
-    printf("%-32s %7.1f ns/span wall, %7.1f ns CPU (best %5.1f)  allocs/span %.4f  dropped %llu "
-           "of %ld\n",
-           label, r.wall / (double)r.ops, med, best, (double)(a1 - a0) / n,
-           (unsigned long long)(st.dropped_spans - before.dropped_spans), n);
-    free(r.cpu);
-    clew_provider_destroy(p);
+    clew_provider_stats_get(ps, &st);
+    char extra[96];
+    snprintf(extra, sizeof(extra), "dropped %llu of %ld",
+             (unsigned long long)(st.dropped_spans - before.dropped_spans), sampled.ops);
+    path_report(&sampled, "span", extra);
+    path_report(&unsampled, "span", "");
+    snprintf(extra, sizeof(extra), "(ok %u)", pr.ok);
+    path_report(&prop, "op", extra);
+    clew_provider_destroy(ps);
+    clew_provider_destroy(pu);
 }
 
 static void threads_bench(long n)
@@ -244,57 +315,6 @@ static void threads_bench(long n)
     clew_provider_destroy(p);
 }
 
-static clew_status noop_set(void *carrier, const char *key, clew_str value)
-{
-    (void)carrier;
-    (void)key;
-    (void)value;
-    return CLEW_OK;
-}
-
-static void propagation_bench(long n)
-{
-    clew_span_context sc;
-    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    if (clew_traceparent_parse(tp, strlen(tp), &sc) != CLEW_OK) {
-        exit(1);
-    }
-    clew_header items[4];
-    char buf[256];
-    clew_header_list l;
-    const clew_propagator *prop = clew_propagator_tracecontext();
-    rounds r = {calloc((size_t)(n / ROUND + 1), sizeof(double)), 0, 0, 0};
-    if (r.cpu == NULL) {
-        exit(1);
-    }
-    long a0 = atomic_load(&n_allocs);
-    unsigned ok = 0;
-    for (long done = 0; done < n; done += ROUND) {
-        long k = n - done < ROUND ? n - done : ROUND;
-        double t0 = now_ns(), c0 = cpu_ns();
-        for (long i = 0; i < k; i++) {
-            clew_header_list_init(&l, items, 0, 4, buf, sizeof(buf));
-            clew_carrier c = clew_http_headers_carrier(&l);
-            ok += clew_propagator_inject(prop, &sc, NULL, &c) == CLEW_OK;
-            clew_span_context out;
-            ok += clew_propagator_extract(prop, &c, &out, NULL) == CLEW_OK;
-            sc.span_id.bytes[7] = out.span_id.bytes[7] + 1;
-        }
-        double c1 = cpu_ns(), t1 = now_ns();
-        r.cpu[r.n++] = (c1 - c0) / (double)k;
-        r.wall += t1 - t0;
-        r.ops += k;
-    }
-    long a1 = atomic_load(&n_allocs);
-    double med, best;
-    rounds_report(&r, &med, &best);
-    printf("traceparent inject+extract       %7.1f ns/op wall,   %7.1f ns CPU (best %5.1f)  "
-           "allocs/op %.4f (ok %u)\n",
-           r.wall / (double)r.ops, med, best, (double)(a1 - a0) / n, ok);
-    free(r.cpu);
-    (void)noop_set;
-}
-
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 2000000;
@@ -306,9 +326,7 @@ int main(int argc, char **argv)
     if (clew_set_allocator(&a) != 0) {
         return 1;
     }
-    span_bench("sampled span (4 attrs, batch)", true, n);
-    span_bench("unsampled span (4 attrs)", false, n);
-    propagation_bench(n);
+    single_thread_bench(n);
     threads_bench(n);
     return 0;
 }
