@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "common/alloc.h"
+#include "common/bytes.h"
 #include "common/hex.h"
 
 #define MAX_OPS 8
@@ -237,29 +238,6 @@ static inline bool ascii_case_eq(const char *a, const char *b, size_t n)
     return true;
 }
 
-/* Exact equality of n bytes; names of 4 to 16 bytes (traceparent, tracestate,
- * baggage, b3...) with two overlapping word compares. */
-static inline bool bytes_eq(const char *a, const char *b, size_t n)
-{
-    if (n >= 8 && n <= 16) {
-        uint64_t a0, a1, b0, b1;
-        memcpy(&a0, a, 8);
-        memcpy(&b0, b, 8);
-        memcpy(&a1, a + n - 8, 8);
-        memcpy(&b1, b + n - 8, 8);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t a0, a1, b0, b1;
-        memcpy(&a0, a, 4);
-        memcpy(&b0, b, 4);
-        memcpy(&a1, a + n - 4, 4);
-        memcpy(&b1, b + n - 4, 4);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-    }
-    return memcmp(a, b, n) == 0;
-}
-
 /* The case-insensitive retry, out of line: it keeps the common path of the
  * getter and setter small (fewer registers to save on every call). */
 static __attribute__((noinline)) bool name_eq_fold(const clew_header_list *l, const char *a,
@@ -274,7 +252,7 @@ static inline bool name_eq(const clew_header_list *l, clew_str name, const char 
         return false;
     }
     /* names usually arrive in the case they are looked up in: try that first */
-    return bytes_eq(name.ptr, key, klen) || name_eq_fold(l, name.ptr, key, klen);
+    return clew__bytes_eq(name.ptr, key, klen) || name_eq_fold(l, name.ptr, key, klen);
 }
 
 static size_t hl_get(void *ctx, const char *key, clew_str *values, size_t max_values)

@@ -40,6 +40,7 @@
 #include <zstd.h>
 
 #include "common/alloc.h"
+#include "common/bytes.h"
 #include "common/buf.h"
 #include "store/embedded/block_format.h"
 
@@ -98,30 +99,7 @@ static uint64_t str_hash(clew_str s)
  * instead of a call to memcmp. */
 static bool same_bytes(const char *a, const char *b, size_t n)
 {
-    if (a == b || n == 0) {
-        return true;
-    }
-    if (n >= 8 && n <= 16) {
-        uint64_t a0, b0, a1, b1;
-        memcpy(&a0, a, 8);
-        memcpy(&b0, b, 8);
-        memcpy(&a1, a + n - 8, 8);
-        memcpy(&b1, b + n - 8, 8);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t a0, b0, a1, b1;
-        memcpy(&a0, a, 4);
-        memcpy(&b0, b, 4);
-        memcpy(&a1, a + n - 4, 4);
-        memcpy(&b1, b + n - 4, 4);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-    }
-    if (n < 4) {
-        /* positions 0, n / 2 and n - 1 cover every byte of 1 to 3 */
-        return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
-    }
-    return memcmp(a, b, n) == 0;
+    return a == b || clew__bytes_eq(a, b, n);
 }
 
 static bool itab_eq(const itab *t, uint32_t id, const void *obj)
