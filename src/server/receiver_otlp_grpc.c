@@ -62,8 +62,6 @@ static const char METHOD_PATH[] = "/opentelemetry.proto.collector.trace.v1.Trace
  * by WINDOW_UPDATE round trips; every byte received is charged to the budget. */
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW   (16 << 20)
-/* the gunzip buffer a worker keeps between jobs at most (as http.c does) */
-#define SCRATCH_KEEP ((size_t)4 * 1024 * 1024)
 
 /* gRPC status codes we answer with */
 enum {
@@ -464,18 +462,7 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
      * freed as soon as it does: everything the batch points into (the arena, the gunzipped
      * message or the message itself) moves into the job first, with its budget, and the
      * job is not touched after append */
-    j->arena = w->arena;
-    clew__arena_init(&w->arena, j->arena.chunk_size, 0);
-    if (j->compressed) {
-        j->scratch = w->scratch;
-        clew__buf_init(&w->scratch, 0);
-        /* a head start for the next gzip message, as if the worker had kept its buffer
-         * (it keeps up to 4 MiB between jobs), so that it does not double up from
-         * nothing; a failure only loses the head start */
-        size_t keep = j->scratch.cap < SCRATCH_KEEP ? j->scratch.cap : SCRATCH_KEEP;
-        clew_status rrc = keep > 1 ? clew__buf_reserve(&w->scratch, keep - 1) : CLEW_OK;
-        (void)rrc;
-    }
+    clew__ingest_hold(w, j->compressed, &j->arena, &j->scratch);
     j->reserved += *local;
     *local = 0;
     clew_trace_meta meta;

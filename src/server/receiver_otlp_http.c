@@ -239,6 +239,21 @@ int clew__ingest_gunzip(clew_http_worker *w, const uint8_t *data, size_t len, si
     return 0;
 }
 
+void clew__ingest_hold(clew_http_worker *w, bool gunzipped, clew_arena *arena, clew_buf *scratch)
+{
+    *arena = w->arena;
+    clew__arena_init(&w->arena, arena->chunk_size, 0);
+    if (gunzipped) {
+        *scratch = w->scratch;
+        clew__buf_init(&w->scratch, 0);
+        /* without the head start the next gzip input would double its buffer up from
+         * nothing */
+        size_t keep = scratch->cap < SCRATCH_KEEP ? scratch->cap : SCRATCH_KEEP;
+        clew_status rc = keep > 1 ? clew__buf_reserve(&w->scratch, keep - 1) : CLEW_OK;
+        (void)rc;
+    }
+}
+
 int clew__ingest_reserve_arena(clew_http_worker *w, clew_server_metrics *m, clew_ingest_input *in,
                                char *msg, size_t msg_size)
 {
@@ -415,18 +430,7 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
     /* the store may read the batch until it calls back, and the job may be answered and
      * freed as soon as it does: everything the batch points into (the arena, the gunzipped
      * body, the body) moves into the job first, and the job is not touched after append */
-    j->arena = w->arena;
-    clew__arena_init(&w->arena, j->arena.chunk_size, 0);
-    if (j->gzip) {
-        j->scratch = w->scratch;
-        clew__buf_init(&w->scratch, 0);
-        /* a head start for the next gzip body, as if the worker had kept its buffer (it
-         * keeps up to 4 MiB between jobs), so that it does not double up from nothing; a
-         * failure only loses the head start */
-        size_t keep = j->scratch.cap < SCRATCH_KEEP ? j->scratch.cap : SCRATCH_KEEP;
-        clew_status rrc = keep > 1 ? clew__buf_reserve(&w->scratch, keep - 1) : CLEW_OK;
-        (void)rrc;
-    }
+    clew__ingest_hold(w, j->gzip, &j->arena, &j->scratch);
     clew_trace_meta meta;
     memset(&meta, 0, sizeof(meta));
     meta.state = CLEW_TRACE_KEPT;

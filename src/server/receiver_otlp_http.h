@@ -90,6 +90,13 @@ void clew__ingest_count(clew_server_metrics *m, clew_metric_receiver r, clew_met
  * a count. Writes nothing when the batch rejected no span. */
 void clew__ingest_reject_msg(const clew_batch *b, char *msg, size_t msg_size);
 
+/* Moves what a decoded batch points into out of the worker and into a job that holds the
+ * batch until the store calls back (clew_trace_meta.batch_held): the decode arena into
+ * *arena, and when `gunzipped` the gunzip buffer into *scratch. The worker gets a fresh
+ * arena and, for its next gzip input, a head start of up to 4 MiB on its buffer (as if it
+ * had kept it); a failure to reserve only loses the head start. */
+void clew__ingest_hold(clew_http_worker *w, bool gunzipped, clew_arena *arena, clew_buf *scratch);
+
 /* Hands a decoded batch to the store as a kept trace (there is no tail sampler yet).
  * Same contract as the store's append: cb runs exactly once iff CLEW_OK. */
 CLEW_NODISCARD clew_status clew__ingest_append(clew_store *s, const clew_batch *b,
