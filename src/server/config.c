@@ -72,7 +72,8 @@ static const opt OPTS[] = {
     {"block_size", OPT_SIZE, OFF(block_size), MIB, UINT64_C(1) << 40, "SIZE",
      "Embedded store: cut the head once it holds this much span data; also the most one block "
      "takes from the head, so a cut's memory is bounded. Capped at an eighth of the store "
-     "budget: the head gets the store budget minus two of these."},
+     "budget: the head gets the store budget minus two of these and the blocks' index bound "
+     "(another eighth)."},
     {"retention", OPT_DURATION, OFF(retention_ns), SEC, SEC * 3600 * 24 * 365 * 100, "DURATION",
      "Embedded store: blocks whose newest span is older than this are deleted (logged)."},
     {"max_disk", OPT_SIZE, OFF(max_disk), 0, UINT64_C(1) << 60, "SIZE",

@@ -299,6 +299,10 @@ clew_status clew__metrics_render(clew_server_metrics *m, clew_store *store, clew
         P("clew_store_traces %llu\n", (unsigned long long)st.traces);
         HEAD("clew_store_bytes", "gauge", "Bytes of span data held by the store.");
         P("clew_store_bytes %llu\n", (unsigned long long)st.bytes);
+        HEAD("clew_store_index_bytes", "gauge",
+             "Memory of the embedded store's loaded block indexes (bounded by an eighth of the "
+             "store budget).");
+        P("clew_store_index_bytes %llu\n", (unsigned long long)st.index_bytes);
         HEAD("clew_store_evicted_traces_total", "counter",
              "Acknowledged traces the memory store evicted (max traces or store budget).");
         P("clew_store_evicted_traces_total %llu\n", (unsigned long long)st.evicted_traces);

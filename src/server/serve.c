@@ -383,7 +383,11 @@ static clew_status create_embedded_store(serve_ctx *c)
      * within the store budget. */
     uint64_t bs = c->cfg.block_size, eighth = c->budgets.store / 8;
     ec.block_size = (size_t)(eighth > 0 && bs > eighth ? eighth : bs);
-    ec.head_max_bytes = (size_t)(c->budgets.store - 2 * (uint64_t)ec.block_size);
+    /* The open blocks' indexes get an eighth of the store budget too (the least recently
+     * queried are dropped past it and load again when used), the head the rest. */
+    ec.index_max_bytes = (size_t)eighth;
+    ec.head_max_bytes =
+        (size_t)(c->budgets.store - 2 * (uint64_t)ec.block_size - (uint64_t)ec.index_max_bytes);
     ec.block_duration_ns = c->cfg.block_duration_ns;
     ec.retention_ns = c->cfg.retention_ns;
     ec.max_disk_bytes = c->cfg.max_disk;

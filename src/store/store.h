@@ -147,6 +147,7 @@ typedef struct clew_store_stats {
     uint64_t bytes;           /* memory or disk held */
     uint64_t evicted_traces;  /* memory store: acknowledged traces evicted by --max-traces */
     uint64_t duplicate_spans; /* spans dropped as duplicates of one already stored */
+    uint64_t index_bytes;     /* embedded store: memory of the open blocks' loaded indexes */
 } clew_store_stats;
 
 typedef struct clew_store_ops {

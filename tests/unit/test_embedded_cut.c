@@ -11,6 +11,7 @@
 
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ typedef struct opts {
     size_t compact_min;
     size_t block_size; /* 0 = the store's default */
     size_t max_traces; /* block_max_traces; 0 = the store's default */
+    size_t index_max;  /* index_max_bytes; 0 = no bound */
 } opts;
 
 static clew_store *open_store(const char *dir, const opts *o, clew_embedded_replay_stats *rs)
@@ -84,6 +86,7 @@ static clew_store *open_store(const char *dir, const opts *o, clew_embedded_repl
     cfg.compact_min_blocks = o && o->compact_min ? o->compact_min : 100;
     cfg.block_size = o ? o->block_size : 0;
     cfg.block_max_traces = o ? o->max_traces : 0;
+    cfg.index_max_bytes = o ? o->index_max : 0;
     cfg.wal_segment_size = 64 * 1024;
     cfg.manual_cut = true;
     clew_store *s = NULL;
@@ -233,7 +236,7 @@ static void crash_at(const char *point)
     make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
-    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 0};
+    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 0, 0};
     clew_store *s = open_store(dir, &o, NULL);
     uint64_t t0 = now_wall();
     /* one block already there, so the replay has something to deduplicate against */
@@ -333,7 +336,7 @@ static void test_max_disk_removes_oldest_first(void **state)
     snprintf(p2, sizeof(p2), "%s/blocks/b0000000002.block", dir);
     uint64_t second = file_size_of(p2);
 
-    opts o = {NULL, second + 1, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 0};
+    opts o = {NULL, second + 1, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 0, 0};
     s = open_store(dir, &o, NULL);
     assert_int_equal(clew__embedded_store_n_blocks(s), 2);
     assert_int_equal(clew__embedded_store_cut(s, NULL), CLEW_OK); /* runs maintenance */
@@ -430,7 +433,7 @@ static void compaction_run(const char *point)
     make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
-    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 3, 0, 0};
+    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 3, 0, 0, 0};
     clew_store *s = open_store(dir, &o, NULL);
     uint64_t t0 = now_wall();
     clew_trace_id t = tid(31, 1);
@@ -724,7 +727,7 @@ static void test_cut_in_chunks(void **state)
     clew__store_destroy(s); /* manual_cut: nothing is cut on close, the WAL keeps it all */
 
     /* the same head, replayed, with a block size of a fifth of it */
-    opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, head / 5, 0};
+    opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, head / 5, 0, 0};
     clew_embedded_replay_stats rs;
     s = open_store(dir, &o, &rs);
     assert_int_equal(rs.traces, n);
@@ -757,7 +760,7 @@ static void test_cut_in_chunks(void **state)
 
     /* the trace count bound: 20 traces, at most 6 per block -> 6 + 6 + 6 + 2 */
     make_temp_dir(dir, sizeof(dir), "clew-cut");
-    opts o2 = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 6};
+    opts o2 = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 0, 0, 6, 0};
     s = open_store(dir, &o2, NULL);
     for (uint64_t i = 0; i < 20; i++) {
         assert_int_equal(put(s, tid(42, i), "chunky", 1, 3, t0 + i * 1000000), CLEW_OK);
@@ -778,7 +781,7 @@ static void crash_in_chunks(const char *point, unsigned nth)
     make_temp_dir(dir, sizeof(dir), "clew-cut");
     clew_fileio *io = NULL;
     assert_int_equal(clew__fileio_powerloss_create(&io), CLEW_OK);
-    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 4};
+    opts o = {io, 0, CLEW_WAL_FSYNC_ALWAYS, 0, 0, 4, 0};
     clew_store *s = open_store(dir, &o, NULL);
     uint64_t t0 = now_wall();
     /* an earlier cut (two chunks), so that the replay and the cut deduplicate against
@@ -871,7 +874,7 @@ static void test_compaction_is_bounded(void **state)
     /* three such cuts are together 1.5 block sizes decoded, each block a few KiB on disk
      * (far under a quarter of the block size): before the bound they were merged */
     make_temp_dir(dir, sizeof(dir), "clew-cut");
-    opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 2 * head, 0};
+    opts o = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 2 * head, 0, 0};
     s = open_store(dir, &o, NULL);
     for (uint64_t k = 0; k < 3; k++) {
         for (uint64_t i = 0; i < 10; i++) {
@@ -886,7 +889,7 @@ static void test_compaction_is_bounded(void **state)
 
     /* the same three cuts with room for them: merged into one */
     make_temp_dir(dir, sizeof(dir), "clew-cut");
-    opts big = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 64 * head, 0};
+    opts big = {NULL, 0, CLEW_WAL_FSYNC_INTERVAL, 3, 64 * head, 0, 0};
     s = open_store(dir, &big, NULL);
     for (uint64_t k = 0; k < 3; k++) {
         for (uint64_t i = 0; i < 10; i++) {
@@ -898,6 +901,132 @@ static void test_compaction_is_bounded(void **state)
     for (uint64_t k = 0; k < 3; k++) {
         expect_all(s, 46 + k, 10, 8, 30);
     }
+    clew__store_destroy(s);
+    remove_temp_dir(dir);
+}
+
+static uint64_t index_bytes(clew_store *s)
+{
+    clew_store_stats st;
+    memset(&st, 0, sizeof(st));
+    s->ops->stats(s, &st);
+    return st.index_bytes;
+}
+
+static size_t search_count(clew_store *s, const char *service)
+{
+    clew_search_query q;
+    memset(&q, 0, sizeof(q));
+    q.limit = 100;
+    q.service = (clew_str){service, strlen(service)};
+    clew_search_result *r = NULL;
+    assert_int_equal(s->ops->search(s, &q, &r), CLEW_OK);
+    size_t n = r->n_traces;
+    clew__search_result_free(r);
+    return n;
+}
+
+/* The memory of the blocks' indexes stays within index_max_bytes: past it, each maintenance
+ * pass (here: after a cut) drops the indexes of the blocks queried least recently, and a
+ * query loads them again, with the same answers. A bound of one byte drops them all. */
+static void test_index_memory_bounded(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
+    uint64_t t0 = now_wall();
+    opts unbounded = {0};
+    clew_store *s = open_store(dir, &unbounded, NULL);
+    for (uint64_t i = 1; i <= 6; i++) {
+        assert_int_equal(put(s, tid(40, i), i % 2 ? "odd" : "even", 1, 3, t0 + i * 1000000),
+                         CLEW_OK);
+        size_t cut = 0;
+        assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK); /* one block each */
+    }
+    assert_int_equal(clew__embedded_store_n_blocks(s), 6);
+    uint64_t all = index_bytes(s);
+    assert_true(all > 0);
+    clew__store_destroy(s);
+
+    /* reopened with a bound of a byte: nothing past the first block is loaded at open,
+     * and the first pass drops that one too */
+    opts tiny = {.index_max = 1};
+    s = open_store(dir, &tiny, NULL);
+    assert_true(index_bytes(s) < all);
+    size_t cut = 0;
+    assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK);
+    assert_int_equal(index_bytes(s), 0);
+    for (uint64_t i = 1; i <= 6; i++) {
+        assert_int_equal(count_spans(s, tid(40, i)), 3);
+    }
+    assert_true(index_bytes(s) > 0); /* loaded again by the lookups */
+    assert_int_equal(search_count(s, "odd"), 3);
+    assert_int_equal(search_count(s, "even"), 3);
+    assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK);
+    assert_int_equal(index_bytes(s), 0);
+    clew__store_destroy(s);
+
+    /* a bound of about two blocks keeps the two queried last */
+    opts two = {.index_max = (size_t)(all / 6 * 2 + all / 12)};
+    s = open_store(dir, &two, NULL);
+    assert_int_equal(count_spans(s, tid(40, 2)), 3);
+    assert_int_equal(count_spans(s, tid(40, 5)), 3);
+    assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK);
+    uint64_t kept = index_bytes(s);
+    assert_true(kept > 0 && kept <= two.index_max);
+    clew__store_destroy(s);
+    remove_temp_dir(dir);
+}
+
+typedef struct reader_job {
+    clew_store *s;
+    _Atomic bool stop;
+    size_t rounds;
+} reader_job;
+
+static void *reader_main(void *p)
+{
+    reader_job *j = p;
+    while (!atomic_load(&j->stop)) {
+        for (uint64_t i = 1; i <= 6; i++) {
+            if (count_spans(j->s, tid(41, i)) != 2) {
+                fail_msg("trace %llu lost its spans", (unsigned long long)i);
+            }
+        }
+        if (search_count(j->s, "svc") != 6) {
+            fail_msg("a search lost traces");
+        }
+        j->rounds++;
+    }
+    return NULL;
+}
+
+/* Queries on one thread while another drops the indexes over and over: every answer stays
+ * whole (ASan and TSan builds check that nothing freed is read). */
+static void test_index_drop_while_querying(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_temp_dir(dir, sizeof(dir), "clew-cut");
+    uint64_t t0 = now_wall();
+    opts tiny = {.index_max = 1};
+    clew_store *s = open_store(dir, &tiny, NULL);
+    for (uint64_t i = 1; i <= 6; i++) {
+        assert_int_equal(put(s, tid(41, i), "svc", 1, 2, t0 + i * 1000000), CLEW_OK);
+        size_t cut = 0;
+        assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK);
+    }
+    reader_job j = {.s = s, .rounds = 0};
+    atomic_init(&j.stop, false);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &j), 0);
+    for (int i = 0; i < 200; i++) {
+        size_t cut = 0;
+        assert_int_equal(clew__embedded_store_cut(s, &cut), CLEW_OK); /* maintenance pass */
+    }
+    atomic_store(&j.stop, true);
+    pthread_join(th, NULL);
+    assert_true(j.rounds > 0);
     clew__store_destroy(s);
     remove_temp_dir(dir);
 }
@@ -918,6 +1047,8 @@ int main(void)
         cmocka_unit_test(test_cut_in_chunks),
         cmocka_unit_test(test_crash_between_chunks),
         cmocka_unit_test(test_compaction_is_bounded),
+        cmocka_unit_test(test_index_memory_bounded),
+        cmocka_unit_test(test_index_drop_while_querying),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

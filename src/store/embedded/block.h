@@ -14,8 +14,9 @@
  * clew__*_free function from store.h.
  *
  * Thread-safety: clew__block_write is reentrant (it touches only its own file). A clew_block
- * may be used by several threads at once: sections are loaded once under an internal mutex
- * and are read-only afterwards; each call decodes into its own memory.
+ * may be used by several threads at once: sections are loaded under an internal mutex and
+ * are read-only until clew__block_drop_indexes frees them, which it does only while no call
+ * is reading them (a read-write lock); each call decodes into its own memory.
  */
 #ifndef CLEW_STORE_EMBEDDED_BLOCK_H
 #define CLEW_STORE_EMBEDDED_BLOCK_H
@@ -120,6 +121,14 @@ CLEW_NODISCARD clew_status clew__block_unindexed_keys(clew_block *b, clew_name_l
  * block, so that the first query after a restart does not pay for reading them from disk.
  * CLEW_ECORRUPT like the lazy load. */
 CLEW_NODISCARD clew_status clew__block_load_indexes(clew_block *b, clew_error *err);
+
+/* Bytes the block holds in memory for its loaded sections (and the tables made from them). */
+size_t clew__block_index_bytes(clew_block *b);
+
+/* Frees every loaded section (they load again, lazily, when a call needs them) and returns
+ * the bytes freed; 0 without waiting when a call on the block is reading them right now.
+ * For the embedded store's bound on the memory of block indexes. */
+size_t clew__block_drop_indexes(clew_block *b);
 
 /* Reads and checks everything: every section CRC and structure, every page CRC, and decodes
  * every trace. For `clew store verify`. */

@@ -48,6 +48,9 @@ struct clew_block {
     uint64_t size;
     uint64_t footer_off;
     pthread_mutex_t mu;
+    /* held for reading by every call that reads sections, for writing by
+     * clew__block_drop_indexes while it frees them */
+    pthread_rwlock_t use;
     clew_block_info info;
     section sec[BLK_N_SECTIONS];
 
@@ -519,6 +522,7 @@ clew_status clew__block_open(clew_fileio *io, const char *path, clew_block **out
         return CLEW_ENOMEM;
     }
     pthread_mutex_init(&b->mu, NULL);
+    pthread_rwlock_init(&b->use, NULL);
     b->io = io;
     b->fd = -1;
     b->path = clew__strdup(path);
@@ -621,6 +625,7 @@ void clew__block_close(clew_block *b)
     clew__free(b->values);
     clew__free(b->path);
     pthread_mutex_destroy(&b->mu);
+    pthread_rwlock_destroy(&b->use);
     clew__free(b);
 }
 
@@ -1187,8 +1192,8 @@ static const int GET_SECTIONS[] = {BLK_SEC_BLOOM,     BLK_SEC_TRACE_INDEX, BLK_S
                                    BLK_SEC_SUMMARIES, BLK_SEC_KEYS,        BLK_SEC_RESOURCES,
                                    BLK_SEC_VALUES};
 
-clew_status clew__block_may_contain(clew_block *b, const clew_trace_id *id, bool *out,
-                                    clew_error *err)
+static clew_status may_contain_unlocked(clew_block *b, const clew_trace_id *id, bool *out,
+                                        clew_error *err)
 {
     static const int secs[] = {BLK_SEC_BLOOM};
     clew_status rc = load_many(b, secs, 1, err);
@@ -1198,8 +1203,8 @@ clew_status clew__block_may_contain(clew_block *b, const clew_trace_id *id, bool
     return rc;
 }
 
-clew_status clew__block_get_trace(clew_block *b, const clew_trace_id *id, clew_trace_result **out,
-                                  clew_error *err)
+static clew_status get_trace_unlocked(clew_block *b, const clew_trace_id *id,
+                                      clew_trace_result **out, clew_error *err)
 {
     clew_status rc =
         load_many(b, GET_SECTIONS, sizeof(GET_SECTIONS) / sizeof(GET_SECTIONS[0]), err);
@@ -1606,8 +1611,8 @@ static clew_status verify_candidate(clew_block *b, verifier *v, uint32_t ord,
     return CLEW_OK;
 }
 
-clew_status clew__block_search(clew_block *b, const clew_search_query *q, clew_search_result **out,
-                               clew_error *err)
+static clew_status search_unlocked(clew_block *b, const clew_search_query *q,
+                                   clew_search_result **out, clew_error *err)
 {
     if (q->n_tags > CLEW_SEARCH_MAX_TAGS) {
         return CLEW_EINVAL;
@@ -1791,7 +1796,7 @@ static clew_status make_list(name_item *items, size_t n, bool kinds, clew_name_l
     return CLEW_OK;
 }
 
-clew_status clew__block_services(clew_block *b, clew_name_list **out, clew_error *err)
+static clew_status services_unlocked(clew_block *b, clew_name_list **out, clew_error *err)
 {
     static const int secs[] = {BLK_SEC_SERVICES};
     clew_status rc = load_many(b, secs, 1, err);
@@ -1810,8 +1815,8 @@ clew_status clew__block_services(clew_block *b, clew_name_list **out, clew_error
     return rc;
 }
 
-clew_status clew__block_operations(clew_block *b, clew_str service, clew_span_kind kind,
-                                   clew_name_list **out, clew_error *err)
+static clew_status operations_unlocked(clew_block *b, clew_str service, clew_span_kind kind,
+                                       clew_name_list **out, clew_error *err)
 {
     static const int secs[] = {BLK_SEC_OPERATIONS};
     clew_status rc = load_many(b, secs, 1, err);
@@ -1842,7 +1847,7 @@ clew_status clew__block_operations(clew_block *b, clew_str service, clew_span_ki
     return rc;
 }
 
-clew_status clew__block_unindexed_keys(clew_block *b, clew_name_list **out, clew_error *err)
+static clew_status unindexed_keys_unlocked(clew_block *b, clew_name_list **out, clew_error *err)
 {
     static const int secs[] = {BLK_SEC_KEYS};
     clew_status rc = load_many(b, secs, 1, err);
@@ -1946,7 +1951,7 @@ static clew_status verify_impl(clew_block *b, bool decode_all, clew_error *err)
     return rc;
 }
 
-clew_status clew__block_load_indexes(clew_block *b, clew_error *err)
+static clew_status load_indexes_unlocked(clew_block *b, clew_error *err)
 {
     static const int all[] = {BLK_SEC_PAGE_TABLE, BLK_SEC_TRACE_INDEX, BLK_SEC_BLOOM,
                               BLK_SEC_SUMMARIES,  BLK_SEC_STRINGS,     BLK_SEC_SERVICES,
@@ -1955,12 +1960,149 @@ clew_status clew__block_load_indexes(clew_block *b, clew_error *err)
     return load_many(b, all, sizeof(all) / sizeof(all[0]), err);
 }
 
-clew_status clew__block_verify(clew_block *b, clew_error *err)
+static clew_status verify_unlocked(clew_block *b, clew_error *err)
 {
     return verify_impl(b, true, err);
 }
 
-clew_status clew__block_verify_written(clew_block *b, clew_error *err)
+static clew_status verify_written_unlocked(clew_block *b, clew_error *err)
 {
     return verify_impl(b, false, err);
+}
+
+/* ---- memory of the loaded sections ---- */
+
+/* Called with b->mu held. */
+static size_t index_bytes_locked(const clew_block *b)
+{
+    size_t n = 0;
+    for (int i = 0; i < BLK_N_SECTIONS; i++) {
+        if (b->sec[i].loaded) {
+            n += (size_t)b->sec[i].raw;
+        }
+    }
+    if (b->res_off != NULL) {
+        n += ((size_t)b->n_res + 1) * sizeof(size_t);
+    }
+    if (b->scope_off != NULL) {
+        n += ((size_t)b->n_scopes + 1) * sizeof(size_t);
+    }
+    if (b->values != NULL) {
+        n += (size_t)b->n_values * sizeof(*b->values);
+    }
+    return n;
+}
+
+size_t clew__block_index_bytes(clew_block *b)
+{
+    pthread_mutex_lock(&b->mu);
+    size_t n = index_bytes_locked(b);
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+size_t clew__block_drop_indexes(clew_block *b)
+{
+    if (pthread_rwlock_trywrlock(&b->use) != 0) {
+        return 0; /* a call is reading them: another time */
+    }
+    pthread_mutex_lock(&b->mu);
+    size_t n = index_bytes_locked(b);
+    for (int i = 0; i < BLK_N_SECTIONS; i++) {
+        section *sec = &b->sec[i];
+        if (sec->loaded) {
+            clew__free(sec->data);
+            sec->data = NULL;
+            sec->loaded = false;
+        }
+    }
+    /* the tables and views derived from them are made again when their sections load */
+    clew__free(b->res_off);
+    clew__free(b->scope_off);
+    clew__free(b->values);
+    b->res_off = NULL;
+    b->scope_off = NULL;
+    b->values = NULL;
+    pthread_mutex_unlock(&b->mu);
+    pthread_rwlock_unlock(&b->use);
+    return n;
+}
+
+/* ---- the calls that read sections: each holds `use` for reading, so that
+ * clew__block_drop_indexes never frees what a call is reading ---- */
+
+clew_status clew__block_may_contain(clew_block *b, const clew_trace_id *id, bool *out,
+                                    clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = may_contain_unlocked(b, id, out, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_get_trace(clew_block *b, const clew_trace_id *id, clew_trace_result **out,
+                                  clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = get_trace_unlocked(b, id, out, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_search(clew_block *b, const clew_search_query *q, clew_search_result **out,
+                               clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = search_unlocked(b, q, out, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_services(clew_block *b, clew_name_list **out, clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = services_unlocked(b, out, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_operations(clew_block *b, clew_str service, clew_span_kind kind,
+                                   clew_name_list **out, clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = operations_unlocked(b, service, kind, out, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_unindexed_keys(clew_block *b, clew_name_list **out, clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = unindexed_keys_unlocked(b, out, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_load_indexes(clew_block *b, clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = load_indexes_unlocked(b, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_verify(clew_block *b, clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = verify_unlocked(b, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
+}
+
+clew_status clew__block_verify_written(clew_block *b, clew_error *err)
+{
+    pthread_rwlock_rdlock(&b->use);
+    clew_status rc = verify_written_unlocked(b, err);
+    pthread_rwlock_unlock(&b->use);
+    return rc;
 }

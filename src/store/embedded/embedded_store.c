@@ -87,6 +87,10 @@ typedef struct embedded_store {
     size_t bytes_per_span;   /* under cut_mu: head bytes per span seen by the last cut */
     uint64_t retention_ns;
     uint64_t max_disk_bytes;
+    size_t index_max_bytes; /* bound on the blocks' loaded indexes; 0 = none */
+    /* while the store opens its existing blocks: what their indexes loaded so far */
+    bool opening;
+    size_t index_bytes_open;
     size_t compact_min_blocks;
     bool manual_cut;
     pthread_rwlock_t blocks_lock; /* queries read; cut, retention and quarantine write */
@@ -123,7 +127,8 @@ typedef struct blk {
     clew_block_info info;
     uint64_t seq;
     _Atomic bool bad;
-    char name[32]; /* <id>.block */
+    _Atomic uint64_t last_used; /* monotonic ns of the last query that read it */
+    char name[32];              /* <id>.block */
 } blk;
 
 /* One append waiting on the WAL. Either the caller holds its batch until the callback
@@ -591,7 +596,7 @@ static clew_status es_get_trace(clew_store *s, const clew_trace_id *id, clew_tra
         memset(&err, 0, sizeof(err));
         bool may = false;
         clew_status brc = clew__block_may_contain(k->b, id, &may, &err);
-
+        atomic_store_explicit(&k->last_used, now_ns(), memory_order_relaxed);
         if (brc == CLEW_OK && may) {
             brc = clew__block_get_trace(k->b, id, &parts[n], &err);
             if (brc == CLEW_OK) {
@@ -723,6 +728,7 @@ static clew_status es_search(clew_store *s, const clew_search_query *q, clew_sea
         clew_error err;
         memset(&err, 0, sizeof(err));
         clew_status brc = clew__block_search(k->b, q, &parts[n], &err);
+        atomic_store_explicit(&k->last_used, now_ns(), memory_order_relaxed);
         if (brc == CLEW_OK) {
             total += parts[n++]->n_traces;
             count_unindexed(k->b, q, unindexed);
@@ -967,6 +973,7 @@ static void es_stats(clew_store *s, clew_store_stats *out)
         out->spans += es->blocks[i]->info.n_spans;
         out->traces += es->blocks[i]->info.n_traces;
         out->bytes += es->blocks[i]->info.file_size;
+        out->index_bytes += clew__block_index_bytes(es->blocks[i]->b);
     }
     pthread_rwlock_unlock(&es->blocks_lock);
     out->duplicate_spans += es->dedup_spans;
@@ -1119,12 +1126,20 @@ static clew_status open_block(embedded_store *es, const char *name, uint64_t seq
     k->seq = seq;
     snprintf(k->name, sizeof(k->name), "%s", name);
     atomic_init(&k->bad, false);
+    atomic_init(&k->last_used, now_ns());
     clew_error err;
     memset(&err, 0, sizeof(err));
     clew_status rc = clew__block_open(es->io, path, &k->b, &err);
     if (rc == CLEW_OK) {
-        /* the indexes now, not on the first query after the restart (see block.h) */
-        rc = clew__block_load_indexes(k->b, &err);
+        /* the indexes now, not on the first query after the restart (see block.h), while
+         * the ones loaded at start stay within their bound (later blocks load theirs when
+         * used); a new block's at once (the bound's pass drops the least recently used) */
+        bool room =
+            es->index_max_bytes == 0 || !es->opening || es->index_bytes_open < es->index_max_bytes;
+        rc = room ? clew__block_load_indexes(k->b, &err) : CLEW_OK;
+        if (rc == CLEW_OK && room) {
+            es->index_bytes_open += clew__block_index_bytes(k->b);
+        }
         if (rc != CLEW_OK) {
             clew__block_close(k->b);
             k->b = NULL;
@@ -1209,7 +1224,41 @@ static void delete_block_file(embedded_store *es, blk *k, const char *why)
     }
 }
 
-/* Quarantine of flagged blocks, then --retention, then --max-disk (oldest first). */
+static int cmp_last_used(const void *a, const void *b)
+{
+    uint64_t x = atomic_load_explicit(&(*(blk *const *)a)->last_used, memory_order_relaxed);
+    uint64_t y = atomic_load_explicit(&(*(blk *const *)b)->last_used, memory_order_relaxed);
+    return x < y ? -1 : x > y;
+}
+
+/* Keeps the memory of the blocks' loaded indexes within index_max_bytes: the indexes of the
+ * blocks no query has read for the longest are dropped (they load again when needed). Queries
+ * may load more between two passes (one second); a block being read is skipped this time. */
+static void bound_indexes(embedded_store *es)
+{
+    if (es->index_max_bytes == 0) {
+        return;
+    }
+    pthread_rwlock_rdlock(&es->blocks_lock);
+    size_t n = es->n_blocks, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += clew__block_index_bytes(es->blocks[i]->b);
+    }
+    blk **order = total > es->index_max_bytes ? clew__calloc(n, sizeof(*order)) : NULL;
+    if (order != NULL) {
+        memcpy(order, es->blocks, n * sizeof(*order));
+        qsort(order, n, sizeof(*order), cmp_last_used);
+        for (size_t i = 0; i < n && total > es->index_max_bytes; i++) {
+            size_t got = clew__block_drop_indexes(order[i]->b);
+            total -= got < total ? got : total;
+        }
+        clew__free(order);
+    }
+    pthread_rwlock_unlock(&es->blocks_lock);
+}
+
+/* Quarantine of flagged blocks, then --retention, then --max-disk (oldest first), then the
+ * bound on the memory of block indexes. */
 static void maintain(embedded_store *es)
 {
     uint64_t now = wall_ns();
@@ -1245,6 +1294,7 @@ static void maintain(embedded_store *es)
         es->n_blocks -= drop;
     }
     pthread_rwlock_unlock(&es->blocks_lock);
+    bound_indexes(es);
 }
 
 /* Reads the new block back completely before the head lets go of its traces. A block
@@ -2136,6 +2186,7 @@ clew_status clew__embedded_store_create(const clew_embedded_store_config *cfg, c
     es->bytes_per_span = DEFAULT_BYTES_PER_SPAN;
     es->retention_ns = cfg->retention_ns ? cfg->retention_ns : 72ull * 3600u * 1000000000u;
     es->max_disk_bytes = cfg->max_disk_bytes;
+    es->index_max_bytes = cfg->index_max_bytes;
     es->compact_min_blocks = cfg->compact_min_blocks ? cfg->compact_min_blocks : 4;
     es->manual_cut = cfg->manual_cut;
     es->next_seq = 1;
@@ -2155,7 +2206,9 @@ clew_status clew__embedded_store_create(const clew_embedded_store_config *cfg, c
         return CLEW_EIO;
     }
     /* blocks first, so the replay can skip what they already hold */
+    es->opening = true;
     rc = load_blocks(es);
+    es->opening = false;
     if (rc != CLEW_OK) {
         es_free(es);
         return rc;

@@ -55,6 +55,10 @@ typedef struct clew_embedded_store_config {
      * past max_disk_bytes of blocks the oldest are deleted (0 = no limit). */
     uint64_t retention_ns;
     uint64_t max_disk_bytes;
+    /* Bound on the memory the open blocks' indexes (their sections) take: past it, the
+     * indexes of the blocks least recently queried are dropped at the next maintenance pass
+     * (every second) and load again when a query needs them. 0 = no bound. */
+    size_t index_max_bytes;
     /* Compaction merges this many consecutive small blocks (each under block_size / 4,
      * spanning at most 12 block durations) into one; 0 = 4. */
     size_t compact_min_blocks;
