@@ -5,7 +5,9 @@
  *   unsampled span: the same calls under always_off;
  *   traceparent inject + extract through the tracecontext propagator;
  *   heap allocations per span in steady state (counted via clew_set_allocator);
- *   2-thread scaling of the sampled path.
+ *   2-thread scaling of the sampled path;
+ *   a fixed reference (integer work, no memory) timed in the same rounds, which
+ *   shows how fast the machine was during the run.
  * Spans the queue had to drop are reported: a dropped span is cheaper than an
  * enqueued one, so the figure is only honest when drops are near zero.
  *
@@ -198,8 +200,28 @@ static inline void one_inject_extract(prop_state *ps)
     ps->sc.span_id.bytes[7] = out.span_id.bytes[7] + 1;
 }
 
-/* The three single-thread paths, measured in interleaved rounds: each cycle is 16 rounds
- * of sampled spans (flushed between, untimed), one round of unsampled spans and one of
+/* The machine's reference: a fixed piece of integer work with as much instruction-level
+ * parallelism as the SDK's paths (eight independent xorshift chains, ~50 instructions a
+ * step, no memory), so that it slows down as they do when the host gives this virtual CPU
+ * less of its core (a dependent chain would not: it leaves the core idle anyway). */
+typedef struct ref_state {
+    uint64_t x[8];
+} ref_state;
+
+static inline void ref_step(ref_state *r)
+{
+    uint64_t a = r->x[0], b = r->x[1], c = r->x[2], d = r->x[3];
+    uint64_t e = r->x[4], f = r->x[5], g = r->x[6], h = r->x[7];
+#define XS(v) (v ^= v << 13, v ^= v >> 7, v ^= v << 17)
+    XS(a), XS(b), XS(c), XS(d), XS(e), XS(f), XS(g), XS(h);
+#undef XS
+    __asm__ volatile("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d), "+r"(e), "+r"(f), "+r"(g), "+r"(h));
+    r->x[0] = a, r->x[1] = b, r->x[2] = c, r->x[3] = d;
+    r->x[4] = e, r->x[5] = f, r->x[6] = g, r->x[7] = h;
+}
+
+/* The three single-thread paths and the reference, measured in interleaved rounds: each cycle is 16
+ * rounds of sampled spans (flushed between, untimed), one round of unsampled spans and one of
  * inject + extract. So every path's median is taken over rounds spread across the whole
  * run: a stretch of seconds in which the machine runs slower (this VM has them: whole
  * seconds at ~1.5x) touches every path alike instead of whichever ran then. */
@@ -245,10 +267,12 @@ static void single_thread_bench(long n)
     clew_provider_stats before;
     clew_provider_stats_get(ps, &before);
     long cycles = (n + ROUND - 1) / ROUND;
-    path sampled, unsampled, prop;
+    path sampled, unsampled, prop, ref;
+    ref_state rs = {{1, 2, 3, 4, 5, 6, 7, 8}};
     path_init(&sampled, "sampled span (4 attrs, batch)", (size_t)cycles * (ROUND / ROUND_SAMPLED));
     path_init(&unsampled, "unsampled span (4 attrs)", (size_t)cycles);
     path_init(&prop, "traceparent inject+extract", (size_t)cycles);
+    path_init(&ref, "reference: fixed integer work", (size_t)cycles);
     for (long c = 0; c < cycles; c++) {
         for (int r = 0; r < ROUND / ROUND_SAMPLED; r++) {
             TIMED_ROUND(&sampled, ROUND_SAMPLED, one_span(ts));
@@ -256,6 +280,7 @@ static void single_thread_bench(long n)
         }
         TIMED_ROUND(&unsampled, ROUND, one_span(tu));
         TIMED_ROUND(&prop, ROUND, one_inject_extract(&pr));
+        TIMED_ROUND(&ref, ROUND, ref_step(&rs));
     }
     clew_provider_stats st;
     clew_provider_stats_get(ps, &st);
@@ -266,6 +291,8 @@ static void single_thread_bench(long n)
     path_report(&unsampled, "span", "");
     snprintf(extra, sizeof(extra), "(ok %u)", pr.ok);
     path_report(&prop, "op", extra);
+    snprintf(extra, sizeof(extra), "(machine speed; [%llx])", (unsigned long long)(rs.x[0] & 0xff));
+    path_report(&ref, "step", extra);
     clew_provider_destroy(ps);
     clew_provider_destroy(pu);
 }
