@@ -1562,7 +1562,7 @@ static bool zero_span_id(const clew_span_id *id)
 }
 
 /* A 64-bit key and a position: span start times and span ids (order_spans), term hashes
- * and term numbers (build_postings). */
+ * and term numbers (build_postings), trace start times and ordinals (pages in start order). */
 typedef struct span_key {
     uint64_t k;
     uint32_t pos;
@@ -2659,19 +2659,6 @@ static int id_idx_cmp(const void *a, const void *b)
     return clew__blk_id_cmp(&x->id, &y->id);
 }
 
-typedef struct start_idx {
-    uint64_t start;
-    uint32_t ord;
-} start_idx;
-
-static int start_idx_cmp(const void *a, const void *b)
-{
-    const start_idx *x = a, *y = b;
-    if (x->start != y->start) {
-        return x->start < y->start ? -1 : 1;
-    }
-    return x->ord < y->ord ? -1 : x->ord > y->ord;
-}
 static void writer_deinit(writer *w)
 {
     if (w->fd_open) {
@@ -2989,20 +2976,19 @@ static clew_status run(writer *w, const char *tmp_path)
     w->off = BLK_HEADER_SIZE;
 
     /* pass 2: pages in start-time order */
-    start_idx *by_start = clew__calloc(n, sizeof(*by_start));
+    span_key *by_start = clew__calloc(n, sizeof(*by_start));
     if (by_start == NULL) {
         return CLEW_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
-        by_start[i].start = w->sums[i].start;
-        by_start[i].ord = i;
+        by_start[i] = (span_key){w->sums[i].start, i};
     }
-    qsort(by_start, n, sizeof(*by_start), start_idx_cmp);
+    qsort(by_start, n, sizeof(*by_start), span_key_cmp);
     for (size_t i = 0; rc == CLEW_OK && i < n; i++) {
         if (i + 2 < n) {
-            prefetch_trace(w, w->by_id[by_start[i + 2].ord], 0);
+            prefetch_trace(w, w->by_id[by_start[i + 2].pos], 0);
         }
-        rc = write_trace(w, by_start[i].ord);
+        rc = write_trace(w, by_start[i].pos);
     }
     clew__free(by_start);
     if (rc == CLEW_OK) {
