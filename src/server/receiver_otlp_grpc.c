@@ -465,17 +465,10 @@ static void grpc_work_inner(grpc_job *j, clew_http_worker *w, uint64_t *local)
     clew__ingest_hold(w, j->compressed, &j->arena, &j->scratch);
     j->reserved += *local;
     *local = 0;
-    clew_trace_meta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.state = CLEW_TRACE_KEPT;
-    meta.adjusted_count = 1.0;
-    meta.batch_held = true;
-    if (batch->rejected == 0 && !limited) {
-        /* the message's bytes still say exactly what the batch holds */
-        meta.otlp_pb = data;
-        meta.otlp_pb_len = len;
-    }
-    rc = rx->store->ops->append(rx->store, batch, &meta, on_appended, j);
+    /* the message's bytes still say exactly what the batch holds unless something was cut */
+    bool as_received = batch->rejected == 0 && !limited;
+    rc =
+        clew__ingest_append(rx->store, batch, as_received ? data : NULL, len, true, on_appended, j);
     if (rc != CLEW_OK) {
         /* the callback will never run: answer here */
         j->append_rc = rc;

@@ -313,12 +313,16 @@ void clew__ingest_reject_msg(const clew_batch *b, char *msg, size_t msg_size)
     }
 }
 
-clew_status clew__ingest_append(clew_store *s, const clew_batch *b, clew_append_cb cb, void *ud)
+clew_status clew__ingest_append(clew_store *s, const clew_batch *b, const uint8_t *as_received,
+                                size_t as_received_len, bool held, clew_append_cb cb, void *ud)
 {
     clew_trace_meta meta;
     memset(&meta, 0, sizeof(meta));
     meta.state = CLEW_TRACE_KEPT;
     meta.adjusted_count = 1.0;
+    meta.batch_held = held;
+    meta.otlp_pb = as_received;
+    meta.otlp_pb_len = as_received != NULL ? as_received_len : 0;
     return s->ops->append(s, b, &meta, cb, ud);
 }
 
@@ -431,16 +435,8 @@ static void otlp_work(clew_http_job *base, clew_http_worker *w)
      * freed as soon as it does: everything the batch points into (the arena, the gunzipped
      * body, the body) moves into the job first, and the job is not touched after append */
     clew__ingest_hold(w, j->gzip, &j->arena, &j->scratch);
-    clew_trace_meta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.state = CLEW_TRACE_KEPT;
-    meta.adjusted_count = 1.0;
-    meta.batch_held = true;
-    if (as_received) {
-        meta.otlp_pb = data;
-        meta.otlp_pb_len = len;
-    }
-    rc = rx->store->ops->append(rx->store, batch, &meta, on_appended, j);
+    rc =
+        clew__ingest_append(rx->store, batch, as_received ? data : NULL, len, true, on_appended, j);
     if (rc != CLEW_OK) {
         /* the callback will never run: answer here */
         j->append_rc = rc;

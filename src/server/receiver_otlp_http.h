@@ -97,10 +97,15 @@ void clew__ingest_reject_msg(const clew_batch *b, char *msg, size_t msg_size);
  * had kept it); a failure to reserve only loses the head start. */
 void clew__ingest_hold(clew_http_worker *w, bool gunzipped, clew_arena *arena, clew_buf *scratch);
 
-/* Hands a decoded batch to the store as a kept trace (there is no tail sampler yet).
+/* Hands a decoded batch to the store as a kept trace (a tail-sampling store wrapper makes it
+ * pending). `as_received` (may be NULL) is the protobuf request the batch was decoded from,
+ * given only when decoding it again gives exactly the batch (nothing rejected, no limit
+ * applied): the store may log those bytes instead of encoding the batch. `held`: the caller
+ * keeps the batch and what it points into until cb has run (clew_trace_meta.batch_held).
  * Same contract as the store's append: cb runs exactly once iff CLEW_OK. */
 CLEW_NODISCARD clew_status clew__ingest_append(clew_store *s, const clew_batch *b,
-                                               clew_append_cb cb, void *ud);
+                                               const uint8_t *as_received, size_t as_received_len,
+                                               bool held, clew_append_cb cb, void *ud);
 
 /* Whether header value v has the media type `type`: leading blanks and parameters
  * (after ';') ignored, compared case-insensitively ("application/json; charset=utf-8"

@@ -165,7 +165,7 @@ static void zipkin_work(clew_http_job *base, clew_http_worker *w)
         clew__http_complete(rx->srv, &j->base);
         return;
     }
-    rc = clew__ingest_append(rx->store, &batch, on_appended, j);
+    rc = clew__ingest_append(rx->store, &batch, NULL, 0, false, on_appended, j);
     if (rc != CLEW_OK) {
         /* the callback will never run: answer here */
         j->append_rc = rc;
