@@ -1131,6 +1131,72 @@ static void test_otlp_batch_roundtrip(void **state)
     remove_temp_dir(dir);
 }
 
+/* Records replayed as whole payloads (two at most). */
+typedef struct two_payloads {
+    uint8_t *p[2];
+    size_t len[2];
+    size_t n;
+} two_payloads;
+
+static clew_status keep_payload(void *ud, clew_wal_pos pos, uint8_t type, const uint8_t *payload,
+                                size_t len)
+{
+    (void)pos;
+    (void)type;
+    two_payloads *t = ud;
+    if (t->n < 2) {
+        t->p[t->n] = malloc(len ? len : 1);
+        memcpy(t->p[t->n], payload, len); /* valid during the callback only */
+        t->len[t->n++] = len;
+    }
+    return CLEW_OK;
+}
+
+/* clew__wal_appendv writes the same record as clew__wal_append of its parts joined (what the
+ * embedded store relies on to log a held request without joining it first), and the record
+ * limit counts the parts together. */
+static void test_appendv_is_the_joined_payload(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_temp_dir(dir, sizeof(dir), "clew-wal");
+    clew_wal_options o = {.fsync_mode = CLEW_WAL_FSYNC_NEVER, .max_record_bytes = 4096};
+    clew_wal *wal = NULL;
+    assert_int_equal(clew__wal_open(dir, &o, NULL, NULL, &wal), CLEW_OK);
+    uint8_t body[3000];
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t)(i * 7);
+    }
+    uint8_t *joined = NULL;
+    size_t jl = 0;
+    assert_int_equal(clew__wal_spans_encode((clew_str){"acme", 4}, CLEW_WAL_SPANS_OTLP_PB, body,
+                                            sizeof(body), &joined, &jl),
+                     CLEW_OK);
+    assert_int_equal(clew__wal_append(wal, CLEW_WAL_SPANS, joined, jl, NULL, NULL), CLEW_OK);
+    uint8_t tl[2] = {4, 0}, enc = CLEW_WAL_SPANS_OTLP_PB;
+    clew_wal_part parts[5] = {
+        {tl, 2}, {"acme", 4}, {&enc, 1}, {body, 1000}, {body + 1000, sizeof(body) - 1000}};
+    assert_int_equal(clew__wal_appendv(wal, CLEW_WAL_SPANS, parts, 5, NULL, NULL), CLEW_OK);
+    clew_wal_part too_big[2] = {{body, 3000}, {body, 1097}};
+    assert_int_equal(clew__wal_appendv(wal, CLEW_WAL_SPANS, too_big, 2, NULL, NULL), CLEW_ETOOBIG);
+    clew_wal_part no_ptr[1] = {{NULL, 5}};
+    assert_int_equal(clew__wal_appendv(wal, CLEW_WAL_SPANS, no_ptr, 1, NULL, NULL), CLEW_EINVAL);
+    assert_int_equal(clew__wal_close(wal), CLEW_OK);
+
+    two_payloads t = {{NULL, NULL}, {0, 0}, 0};
+    assert_int_equal(clew__wal_open(dir, &o, keep_payload, &t, &wal), CLEW_OK);
+    assert_int_equal(clew__wal_close(wal), CLEW_OK);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.len[0], jl);
+    assert_int_equal(t.len[1], jl);
+    assert_memory_equal(t.p[0], joined, jl);
+    assert_memory_equal(t.p[1], joined, jl);
+    free(t.p[0]);
+    free(t.p[1]);
+    clew__free(joined);
+    remove_temp_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1148,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_payloads),
         cmocka_unit_test(test_otlp_batch_roundtrip),
+        cmocka_unit_test(test_appendv_is_the_joined_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -391,24 +391,30 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
      * very batch: the record is then the request as received, and nothing is re-encoded */
     bool raw = meta != NULL && meta->otlp_pb != NULL;
     bool held = meta != NULL && meta->batch_held;
+    uint8_t enc = meta != NULL && meta->state == CLEW_TRACE_PENDING ? CLEW_WAL_SPANS_OTLP_PB_PENDING
+                                                                    : CLEW_WAL_SPANS_OTLP_PB;
     clew_buf buf;
     clew__buf_init(&buf, 0);
     clew_status rc = raw ? CLEW_OK : clew__otlp_pb_encode(b, &buf);
+    const uint8_t *body = raw ? meta->otlp_pb : (const uint8_t *)buf.data;
+    size_t body_len = raw ? meta->otlp_pb_len : buf.len;
+    /* the record's payload is clew__wal_spans_encode's: u16 tenant length, tenant, encoding,
+     * the protobuf. A caller that holds its batch has it written from these pieces; else
+     * the joined payload stays with `p`, to be decoded on completion */
+    uint8_t tl[2] = {(uint8_t)tenant.len, (uint8_t)(tenant.len >> 8)};
+    const clew_wal_part parts[4] = {{tl, 2}, {tenant.ptr, tenant.len}, {&enc, 1}, {body, body_len}};
+    size_t len = 3 + tenant.len + body_len;
     uint8_t *payload = NULL;
-    size_t len = 0;
-    if (rc == CLEW_OK) {
-        uint8_t enc = meta != NULL && meta->state == CLEW_TRACE_PENDING
-                          ? CLEW_WAL_SPANS_OTLP_PB_PENDING
-                          : CLEW_WAL_SPANS_OTLP_PB;
-        rc = raw ? clew__wal_spans_encode(tenant, enc, meta->otlp_pb, meta->otlp_pb_len, &payload,
-                                          &len)
-                 : clew__wal_spans_encode(tenant, enc, buf.data, buf.len, &payload, &len);
+    if (rc == CLEW_OK && !held) {
+        size_t plen = 0;
+        rc = clew__wal_spans_encode(tenant, enc, body, body_len, &payload, &plen);
     }
-    clew__buf_deinit(&buf);
     if (rc != CLEW_OK) {
+        clew__buf_deinit(&buf);
         return rc;
     }
     if (over_budget(es, len)) {
+        clew__buf_deinit(&buf);
         clew__free(payload);
         if (cb != NULL) {
             cb(CLEW_EFULL, ud);
@@ -417,13 +423,14 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     }
     pending *p = clew__calloc(1, sizeof(*p) + reason.len + tenant.len + 1);
     if (p == NULL) {
+        clew__buf_deinit(&buf);
         clew__free(payload);
         return CLEW_ENOMEM;
     }
     p->es = es;
     p->cb = cb;
     p->ud = ud;
-    p->payload = held ? NULL : payload;
+    p->payload = payload;
     p->batch = held ? b : NULL;
     p->len = len;
     p->state = meta ? meta->state : CLEW_TRACE_KEPT;
@@ -439,6 +446,7 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     pthread_mutex_lock(&es->mu);
     if (es->closing) {
         pthread_mutex_unlock(&es->mu);
+        clew__buf_deinit(&buf);
         clew__free(payload);
         clew__free(p);
         return CLEW_ECLOSED;
@@ -446,15 +454,14 @@ static clew_status es_append(clew_store *s, const clew_batch *b, const clew_trac
     es->pending_bytes += len;
     es->n_pending++;
     pthread_mutex_unlock(&es->mu);
-    /* the WAL copies the payload; ours stays with `p` to be decoded on completion unless
-     * the caller holds the batch (then `p` must not be touched once this returns: the
-     * callback may have freed it) */
-    rc = clew__wal_append(es->wal, CLEW_WAL_SPANS, payload, len, on_wal_done, p);
-    if (held || rc != CLEW_OK) {
-        clew__free(payload);
-    }
+    /* the WAL copies the record; `p` (and the payload it keeps) must not be touched once this
+     * returns: the callback may have run and freed it */
+    rc = held ? clew__wal_appendv(es->wal, CLEW_WAL_SPANS, parts, 4, on_wal_done, p)
+              : clew__wal_append(es->wal, CLEW_WAL_SPANS, payload, len, on_wal_done, p);
+    clew__buf_deinit(&buf);
     if (rc != CLEW_OK) {
         pending_done(es, len);
+        clew__free(payload);
         clew__free(p);
         if (rc == CLEW_EFULL) {
             if (cb != NULL) {

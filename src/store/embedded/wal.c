@@ -1014,11 +1014,25 @@ clew_status clew__wal_open(const char *dir, const clew_wal_options *opt, clew_wa
 clew_status clew__wal_append(clew_wal *wal, uint8_t type, const void *payload, size_t len,
                              clew_wal_done_fn done, void *ud)
 {
-    if (wal == NULL || type == 0 || (payload == NULL && len > 0)) {
+    clew_wal_part part = {payload, len};
+    return clew__wal_appendv(wal, type, &part, 1, done, ud);
+}
+
+clew_status clew__wal_appendv(clew_wal *wal, uint8_t type, const clew_wal_part *parts,
+                              size_t n_parts, clew_wal_done_fn done, void *ud)
+{
+    if (wal == NULL || type == 0 || (parts == NULL && n_parts > 0)) {
         return CLEW_EINVAL;
     }
-    if (len > wal->max_record) {
-        return CLEW_ETOOBIG;
+    size_t len = 0;
+    for (size_t i = 0; i < n_parts; i++) {
+        if (parts[i].ptr == NULL && parts[i].len > 0) {
+            return CLEW_EINVAL;
+        }
+        if (parts[i].len > wal->max_record - len) { /* len <= max_record: no wrap */
+            return CLEW_ETOOBIG;
+        }
+        len += parts[i].len;
     }
     size_t size = CLEW_WAL_RECORD_HEADER + len;
     size_t cost = sizeof(wal_node) + size;
@@ -1042,11 +1056,17 @@ clew_status clew__wal_append(clew_wal *wal, uint8_t type, const void *payload, s
     n->done = done;
     n->ud = ud;
     put_u32(n->data, (uint32_t)len);
-    put_u32(n->data + 4, record_crc(type, payload, len));
-    n->data[8] = type;
-    if (len > 0) {
-        memcpy(n->data + CLEW_WAL_RECORD_HEADER, payload, len);
+    uint32_t reg = crc_update(0xFFFFFFFFu, &type, 1);
+    uint8_t *at = n->data + CLEW_WAL_RECORD_HEADER;
+    for (size_t i = 0; i < n_parts; i++) {
+        if (parts[i].len > 0) {
+            memcpy(at, parts[i].ptr, parts[i].len);
+            reg = crc_update(reg, parts[i].ptr, parts[i].len);
+            at += parts[i].len;
+        }
     }
+    put_u32(n->data + 4, ~reg);
+    n->data[8] = type;
     pthread_mutex_lock(&wal->mu);
     /* Checked again: the state may have changed while the record was framed. */
     rc = wal->closing                                ? CLEW_ECLOSED

@@ -105,6 +105,19 @@ CLEW_NODISCARD clew_status clew__wal_open(const char *dir, const clew_wal_option
 CLEW_NODISCARD clew_status clew__wal_append(clew_wal *wal, uint8_t type, const void *payload,
                                             size_t len, clew_wal_done_fn done, void *ud);
 
+/* One piece of a record's payload (clew__wal_appendv). */
+typedef struct clew_wal_part {
+    const void *ptr;
+    size_t len;
+} clew_wal_part;
+
+/* clew__wal_append of the payload made of parts[0..n_parts) end to end, copied straight into the
+ * record: a caller whose payload is a small header and a large body it already has does not
+ * have to join them first. */
+CLEW_NODISCARD clew_status clew__wal_appendv(clew_wal *wal, uint8_t type,
+                                             const clew_wal_part *parts, size_t n_parts,
+                                             clew_wal_done_fn done, void *ud);
+
 /* Waits until every record appended before the call is written and fsynced, whatever the
  * mode. Returns the WAL's sticky error if it has failed. */
 CLEW_NODISCARD clew_status clew__wal_sync(clew_wal *wal);
